@@ -1,0 +1,61 @@
+"""Developer and CI sessions. ``nox`` runs the default set (what CI runs); ``nox -s serve`` runs it."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typing", "tests", "faults", "e2e"]
+nox.options.reuse_venv = "yes"
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typing(session: nox.Session) -> None:
+    """mypy --strict over both packages."""
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit tests first (fast, no broker), then integration (real RabbitMQ and databases)."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", "tests/unit", "-q", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "tests/integration", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def faults(session: nox.Session) -> None:
+    """Slow fault injection: killed workers and beats, a stopped broker."""
+    session.install("-e", ".[dev]")
+    session.run(
+        "pytest", "tests/faults", "-q", "-p", "no:cacheprovider", *session.posargs,
+        success_codes=[0, 5],
+    )
+
+
+@nox.session(python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """Real processes and a real headless browser."""
+    session.install("-e", ".[dev]")
+    session.run(
+        "pytest", "tests/e2e", "-q", "-p", "no:cacheprovider", *session.posargs,
+        success_codes=[0, 5],
+    )
+
+
+@nox.session(python=PYTHON)
+def serve(session: nox.Session) -> None:
+    """Run web, a worker per queue and beat as separate processes (Ctrl-C stops them all)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "project.serve", *session.posargs)

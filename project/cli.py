@@ -1,0 +1,212 @@
+"""``flask --app project.app schedule …`` and ``queues …``: the schedule from the command line.
+
+The groups are registered as Flask plugin commands, so they run without building the web app
+and can report a broken settings file cleanly. Exit codes: 0 valid, 1 invalid configuration or
+a runtime failure, 2 usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from celery import Celery
+
+from project.celeryapp import create_celery
+from scheduling.broker import declare_topology, queue_status, topology
+from scheduling.compiler import CompiledEntry, compile_entries
+from scheduling.errors import ConfigError
+from scheduling.loading import load_settings, settings_path
+from scheduling.registry import validate_against_registry
+from scheduling.settings import Settings
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def settings_option(command: Command) -> Command:
+    return click.option(
+        "--settings",
+        "settings_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Settings file (default: $PERIODIC_SETTINGS, else ./settings.toml).",
+    )(command)
+
+
+def json_option(command: Command) -> Command:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(
+        command
+    )
+
+
+def load_checked(settings_file: Path | None, as_json: bool) -> tuple[Settings, Celery, str]:
+    """Settings validated against the registry, or exit 1 with every problem listed."""
+    path = settings_path(settings_file)
+    try:
+        settings = load_settings(path)
+        celery = create_celery(settings, str(path))
+        validate_against_registry(settings, celery.tasks, str(path))
+    except ConfigError as error:
+        if as_json:
+            click.echo(json.dumps({"valid": False, "source": error.source, "problems": error.problems}))
+        else:
+            click.echo(str(error), err=True)
+        sys.exit(1)
+    return settings, celery, str(path)
+
+
+def parse_instant(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not ISO-8601", param_hint="--after") from None
+    if instant.tzinfo is None:
+        raise click.BadParameter(
+            f"{value!r} has no offset; add Z or +HH:MM", param_hint="--after"
+        )
+    return instant.astimezone(UTC)
+
+
+def entry_row(compiled: CompiledEntry, now: datetime) -> dict[str, Any]:
+    upcoming = compiled.timetable.next_after(now)
+    zone = compiled.timetable.zone
+    return {
+        "name": compiled.name,
+        "task": compiled.task,
+        "schedule": compiled.timetable.describe(),
+        "timezone": zone.key,
+        "queue": compiled.queue,
+        "enabled": compiled.entry.enabled,
+        "catchup": compiled.entry.catchup,
+        "overlap": compiled.entry.overlap,
+        "next_run": upcoming.astimezone(zone).isoformat() if upcoming else None,
+        "next_run_utc": upcoming.isoformat().replace("+00:00", "Z") if upcoming else None,
+    }
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in columns}
+    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+
+
+@click.group()
+def schedule() -> None:
+    """Inspect and validate the schedule declared in settings.toml."""
+
+
+@schedule.command()
+@settings_option
+@json_option
+def check(settings_file: Path | None, as_json: bool) -> None:
+    """Validate the settings against the registered tasks and print the compiled table."""
+    settings, _, source = load_checked(settings_file, as_json)
+    now = datetime.now(UTC)
+    rows = [entry_row(compiled, now) for compiled in compile_entries(settings)]
+    if as_json:
+        click.echo(json.dumps({"valid": True, "source": source, "entries": rows}))
+        return
+    click.echo(f"{source}: valid, {len(rows)} entries, queues: {', '.join(settings.queues)}")
+    if rows:
+        print_table(rows, ["name", "task", "schedule", "timezone", "queue", "next_run", "next_run_utc"])
+
+
+@schedule.command(name="list")
+@settings_option
+@json_option
+def list_entries(settings_file: Path | None, as_json: bool) -> None:
+    """List the entries with their schedule in words and next run."""
+    settings, _, _ = load_checked(settings_file, as_json)
+    now = datetime.now(UTC)
+    rows = [entry_row(compiled, now) for compiled in compile_entries(settings)]
+    if as_json:
+        click.echo(json.dumps(rows))
+    elif rows:
+        print_table(rows, ["name", "schedule", "timezone", "queue", "enabled", "next_run"])
+    else:
+        click.echo("no entries")
+
+
+@schedule.command(name="next")
+@click.argument("name")
+@click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--after", default=None, help="ISO-8601 instant with Z or an offset (default: now).")
+@settings_option
+@json_option
+def next_fires(
+    name: str, count: int, after: str | None, settings_file: Path | None, as_json: bool
+) -> None:
+    """The next N fire times of NAME, in the entry's zone and in UTC."""
+    start = parse_instant(after)
+    settings, _, source = load_checked(settings_file, as_json)
+    compiled = {c.name: c for c in compile_entries(settings)}.get(name)
+    if compiled is None:
+        known = ", ".join(sorted(settings.schedule)) or "none"
+        raise click.BadParameter(f"no entry {name!r} in {source} (entries: {known})", param_hint="NAME")
+    zone = compiled.timetable.zone
+    times = compiled.timetable.fire_times(start, count)
+    if as_json:
+        click.echo(json.dumps([t.astimezone(zone).isoformat() for t in times]))
+        return
+    click.echo(f"{name}: {compiled.timetable.describe()} ({zone.key})")
+    for instant in times:
+        utc = instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        click.echo(f"  {instant.astimezone(zone).isoformat()}  {utc}")
+
+
+@click.group()
+def queues() -> None:
+    """Declare and inspect the RabbitMQ queues named in settings.toml."""
+
+
+@queues.command()
+@settings_option
+def declare(settings_file: Path | None) -> None:
+    """Declare the exchange, every queue and the dead-letter queue (idempotent)."""
+    settings, celery, _ = load_checked(settings_file, as_json=False)
+    try:
+        with celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=2)
+            for name in declare_topology(connection, settings):
+                click.echo(f"declared {name}")
+    except ConfigError as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    except OSError as error:
+        click.echo(f"broker unreachable: {error}; is RabbitMQ running?", err=True)
+        sys.exit(1)
+
+
+@queues.command()
+@settings_option
+@json_option
+def status(settings_file: Path | None, as_json: bool) -> None:
+    """Depth and consumers of every queue."""
+    settings, celery, _ = load_checked(settings_file, as_json)
+    try:
+        with celery.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=2)
+            rows = [
+                {**vars(queue_status(connection, str(q.name))), "priority": _priority(settings, str(q.name))}
+                for q in topology(settings)
+            ]
+    except OSError as error:
+        click.echo(f"broker unreachable: {error}; is RabbitMQ running?", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        print_table(rows, ["name", "priority", "exists", "messages", "consumers"])
+
+
+def _priority(settings: Settings, name: str) -> int | None:
+    declared = settings.queues.get(name)
+    return declared.priority if declared else None

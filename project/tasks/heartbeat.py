@@ -1,0 +1,24 @@
+"""`heartbeat`: the smallest real task, proving beat → broker → worker end to end."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+def beat_report(hostname: str, now: datetime) -> dict[str, Any]:
+    return {"hostname": hostname, "at": now.isoformat()}
+
+
+@shared_task(name="project.tasks.heartbeat.heartbeat", ignore_result=True)
+def heartbeat() -> dict[str, Any]:
+    """Log and return where and when the pipeline was last seen working."""
+    report = beat_report(socket.gethostname(), datetime.now(UTC))
+    logger.info("heartbeat from %s at %s", report["hostname"], report["at"])
+    return report

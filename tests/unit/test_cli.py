@@ -1,0 +1,110 @@
+"""The `schedule` and `queues` command groups, through Click and through the real `flask` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from project.cli import schedule
+
+ROOT = Path(__file__).parents[2]
+HEARTBEAT = "project.tasks.heartbeat.heartbeat"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(schedule, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_check_passes_on_the_shipped_settings() -> None:
+    code, out, _ = run("check", "--settings", str(ROOT / "settings.toml"))
+    assert code == 0, out
+    assert "valid" in out
+    assert "heartbeat" in out
+    assert "NEXT_RUN_UTC" in out
+
+
+def test_check_json_lists_compiled_entries(write_settings: Callable[[str], Path]) -> None:
+    path = write_settings(f'[schedule.ping]\ntask = "{HEARTBEAT}"\nevery = "15m"\n')
+    code, out, _ = run("check", "--settings", str(path), "--json")
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["valid"] is True
+    (entry,) = payload["entries"]
+    assert entry["name"] == "ping"
+    assert entry["queue"] == "default"
+    assert entry["next_run_utc"].endswith("Z")
+
+
+def test_check_fails_with_exit_1_and_names_the_problem(write_settings: Callable[[str], Path]) -> None:
+    path = write_settings('[schedule.ping]\ntask = "project.tasks.heartbeat.heartbeet"\nevery = "1m"\n')
+    code, _, err = run("check", "--settings", str(path))
+    assert code == 1
+    assert str(path) in err
+    assert "schedule.ping.task" in err
+    assert "did you mean 'project.tasks.heartbeat.heartbeat'" in err
+
+
+def test_check_json_reports_problems(write_settings: Callable[[str], Path]) -> None:
+    path = write_settings('[schedule.ping]\ntask = "x"\nevery = "soon"\n')
+    code, out, _ = run("check", "--settings", str(path), "--json")
+    assert code == 1
+    payload = json.loads(out)
+    assert payload["valid"] is False
+    assert any(p.startswith("schedule.ping.every:") for p in payload["problems"])
+
+
+def test_next_prints_zone_and_utc(write_settings: Callable[[str], Path]) -> None:
+    path = write_settings(
+        f'[schedule.report]\ntask = "{HEARTBEAT}"\ncron = "0 8 * * *"\ntimezone = "Europe/Berlin"\n'
+    )
+    code, out, _ = run(
+        "next", "report", "-n", "2", "--after", "2026-03-28T12:00:00Z", "--settings", str(path), "--json"
+    )
+    assert code == 0
+    times = [datetime.fromisoformat(t) for t in json.loads(out)]
+    assert [t.isoformat() for t in times] == [
+        "2026-03-29T08:00:00+02:00",  # the first day of summer time
+        "2026-03-30T08:00:00+02:00",
+    ]
+
+
+def test_next_usage_errors_exit_2(write_settings: Callable[[str], Path]) -> None:
+    path = write_settings(f'[schedule.ping]\ntask = "{HEARTBEAT}"\nevery = "1m"\n')
+    assert run("next", "nope", "--settings", str(path))[0] == 2
+    assert run("next", "ping", "--after", "2026-01-01T00:00:00", "--settings", str(path))[0] == 2
+    assert run("next", "ping", "-n", "0", "--settings", str(path))[0] == 2
+
+
+def test_list_json(write_settings: Callable[[str], Path]) -> None:
+    path = write_settings(
+        f'[schedule.a]\ntask = "{HEARTBEAT}"\nevery = "1m"\nenabled = false\n'
+        f'[schedule.b]\ntask = "{HEARTBEAT}"\ncron = "@daily"\n'
+    )
+    code, out, _ = run("list", "--settings", str(path), "--json")
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert rows["a"]["enabled"] is False
+    assert rows["b"]["timezone"] == "UTC"
+
+
+def test_real_flask_cli_reports_a_broken_file_without_a_traceback(tmp_path: Path) -> None:
+    broken = tmp_path / "settings.toml"
+    broken.write_text("[schedule.x]\ntask = 'x'\nevery = '1m'\nbogus = 1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERIODIC_")}
+    env["PERIODIC_SETTINGS"] = str(broken)
+    flask = Path(sys.executable).with_name("flask")
+    result = subprocess.run(
+        [str(flask), "--app", "project.app", "schedule", "check"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "schedule.x.bogus: unknown key" in result.stderr
+    assert "Traceback" not in result.stderr
