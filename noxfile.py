@@ -1,4 +1,7 @@
-"""Developer and CI sessions. ``nox`` runs the default set (what CI runs); ``nox -s serve`` runs it."""
+"""Developer and CI sessions.
+
+``nox`` runs the default set (what CI runs); ``nox -s serve`` runs the service.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +42,12 @@ def faults(session: nox.Session) -> None:
     """Slow fault injection: killed workers and beats, a stopped broker."""
     session.install("-e", ".[dev]")
     session.run(
-        "pytest", "tests/faults", "-q", "-p", "no:cacheprovider", *session.posargs,
+        "pytest",
+        "tests/faults",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
         success_codes=[0, 5],
     )
 
@@ -49,7 +57,12 @@ def e2e(session: nox.Session) -> None:
     """Real processes and a real headless browser."""
     session.install("-e", ".[dev]")
     session.run(
-        "pytest", "tests/e2e", "-q", "-p", "no:cacheprovider", *session.posargs,
+        "pytest",
+        "tests/e2e",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
         success_codes=[0, 5],
     )
 

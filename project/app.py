@@ -1,4 +1,7 @@
-"""The Flask application factory: ``flask --app project.app run`` or ``gunicorn 'project.app:create_app()'``."""
+"""The Flask application factory.
+
+Run with ``flask --app project.app run`` or ``gunicorn 'project.app:create_app()'``.
+"""
 
 from __future__ import annotations
 

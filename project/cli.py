@@ -39,9 +39,7 @@ def settings_option(command: Command) -> Command:
 
 
 def json_option(command: Command) -> Command:
-    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(
-        command
-    )
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(command)
 
 
 def load_checked(settings_file: Path | None, as_json: bool) -> tuple[Settings, Celery, str]:
@@ -53,7 +51,9 @@ def load_checked(settings_file: Path | None, as_json: bool) -> tuple[Settings, C
         validate_against_registry(settings, celery.tasks, str(path))
     except ConfigError as error:
         if as_json:
-            click.echo(json.dumps({"valid": False, "source": error.source, "problems": error.problems}))
+            click.echo(
+                json.dumps({"valid": False, "source": error.source, "problems": error.problems})
+            )
         else:
             click.echo(str(error), err=True)
         sys.exit(1)
@@ -68,9 +68,7 @@ def parse_instant(value: str | None) -> datetime:
     except ValueError:
         raise click.BadParameter(f"{value!r} is not ISO-8601", param_hint="--after") from None
     if instant.tzinfo is None:
-        raise click.BadParameter(
-            f"{value!r} has no offset; add Z or +HH:MM", param_hint="--after"
-        )
+        raise click.BadParameter(f"{value!r} has no offset; add Z or +HH:MM", param_hint="--after")
     return instant.astimezone(UTC)
 
 
@@ -116,7 +114,9 @@ def check(settings_file: Path | None, as_json: bool) -> None:
         return
     click.echo(f"{source}: valid, {len(rows)} entries, queues: {', '.join(settings.queues)}")
     if rows:
-        print_table(rows, ["name", "task", "schedule", "timezone", "queue", "next_run", "next_run_utc"])
+        print_table(
+            rows, ["name", "task", "schedule", "timezone", "queue", "next_run", "next_run_utc"]
+        )
 
 
 @schedule.command(name="list")
@@ -150,7 +150,9 @@ def next_fires(
     compiled = {c.name: c for c in compile_entries(settings)}.get(name)
     if compiled is None:
         known = ", ".join(sorted(settings.schedule)) or "none"
-        raise click.BadParameter(f"no entry {name!r} in {source} (entries: {known})", param_hint="NAME")
+        raise click.BadParameter(
+            f"no entry {name!r} in {source} (entries: {known})", param_hint="NAME"
+        )
     zone = compiled.timetable.zone
     times = compiled.timetable.fire_times(start, count)
     if as_json:
@@ -195,7 +197,10 @@ def status(settings_file: Path | None, as_json: bool) -> None:
         with celery.connection_for_read() as connection:
             connection.ensure_connection(max_retries=2)
             rows = [
-                {**vars(queue_status(connection, str(q.name))), "priority": _priority(settings, str(q.name))}
+                {
+                    **vars(queue_status(connection, str(q.name))),
+                    "priority": _priority(settings, str(q.name)),
+                }
                 for q in topology(settings)
             ]
     except OSError as error:

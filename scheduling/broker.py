@@ -7,7 +7,9 @@ error that names the queue and quotes the broker's own comparison of the two val
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 from amqp.exceptions import NotFound, PreconditionFailed
 from kombu import Connection, Queue
@@ -54,21 +56,21 @@ def declare_topology(connection: Connection, settings: Settings) -> list[str]:
 
 def queue_status(connection: Connection, name: str) -> QueueStatus:
     """Depth and consumer count by a passive declare: it never creates a queue."""
-    channel = connection.channel()
+    channel: Any = connection.channel()
     try:
         result = channel.queue_declare(queue=name, passive=True)
     except NotFound:
         return QueueStatus(name, exists=False, messages=0, consumers=0)
     finally:
         _close_quietly(channel)
-    return QueueStatus(name, exists=True, messages=result.message_count, consumers=result.consumer_count)
+    return QueueStatus(
+        name, exists=True, messages=result.message_count, consumers=result.consumer_count
+    )
 
 
 def _close_quietly(channel: object) -> None:
     close = getattr(channel, "close", None)
     if close is None:
         return
-    try:
+    with contextlib.suppress(Exception):  # a channel the broker closed is closed
         close()
-    except Exception:  # noqa: BLE001, S110 - a channel the broker already closed is closed
-        pass

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from kombu import Exchange, Queue
 
+from scheduling.cron import CronExpression
 from scheduling.loading import route_for
 from scheduling.settings import AUTO_EXPIRES_CAP, ScheduleEntry, Settings
-from scheduling.cron import CronExpression
 from scheduling.timetables import (
     UNIX_EPOCH,
     CronTimetable,
@@ -57,7 +58,9 @@ def entry_timetable(entry: ScheduleEntry, settings: Settings) -> Timetable:
         anchor = entry.start or UNIX_EPOCH
         return IntervalTimetable(entry.every, zone, anchor=anchor, start=entry.start, end=entry.end)
     if entry.cron is not None:
-        return CronTimetable(CronExpression.parse(entry.cron), zone, start=entry.start, end=entry.end)
+        return CronTimetable(
+            CronExpression.parse(entry.cron), zone, start=entry.start, end=entry.end
+        )
     assert entry.at is not None
     return OneOffTimetable(entry.at, zone)
 
@@ -70,7 +73,7 @@ def resolve_queue(entry: ScheduleEntry, settings: Settings) -> str:
 def typical_period(timetable: Timetable) -> timedelta | None:
     """The shortest gap between the next few fires, or None for a one-off."""
     times = timetable.fire_times(_PERIOD_REFERENCE, 4)
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in pairwise(times)]
     return min(gaps) if gaps else None
 
 

@@ -1,4 +1,4 @@
-"""Reading settings at the edge: the TOML file, ``PERIODIC_*`` overrides, and errors people can act on.
+"""Reading settings at the edge: the TOML file, ``PERIODIC_*`` overrides, actionable errors.
 
 `load_settings` is the only function in the code base that reads the settings file or the
 environment. Every problem it reports names the file (or the environment variable that set the

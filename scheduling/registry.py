@@ -37,10 +37,7 @@ def entry_task_problems(name: str, entry: ScheduleEntry, registry: Mapping[str, 
         signature.bind(*entry.args, **entry.kwargs)
     except TypeError as error:
         field = _blamed_field(str(error), entry)
-        return [
-            f"schedule.{name}.{field}: arguments do not match "
-            f"{entry.task}{signature}: {error}"
-        ]
+        return [f"schedule.{name}.{field}: arguments do not match {entry.task}{signature}: {error}"]
     return []
 
 
@@ -51,9 +48,7 @@ def registry_problems(settings: Settings, registry: Mapping[str, Any]) -> list[s
     return problems
 
 
-def validate_against_registry(
-    settings: Settings, registry: Mapping[str, Any], source: str
-) -> None:
+def validate_against_registry(settings: Settings, registry: Mapping[str, Any], source: str) -> None:
     """Raise `ScheduleValidationError` naming every entry that cannot run."""
     problems = registry_problems(settings, registry)
     if problems:

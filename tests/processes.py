@@ -6,6 +6,7 @@ log line with a deadline (never a fixed sleep) and stop exactly what it started,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -27,7 +28,9 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 class ManagedProcess:
-    def __init__(self, name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str]
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
@@ -69,10 +72,8 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -91,8 +92,18 @@ def celery_worker(
     queues: str, log_dir: Path, env: Mapping[str, str], name: str = "worker", concurrency: int = 1
 ) -> ManagedProcess:
     argv = [
-        *CELERY, "worker", "-Q", queues, "-n", f"{name}@%h", "-c", str(concurrency),
-        "-l", "INFO", "--without-mingle", "--without-gossip",
+        *CELERY,
+        "worker",
+        "-Q",
+        queues,
+        "-n",
+        f"{name}@%h",
+        "-c",
+        str(concurrency),
+        "-l",
+        "INFO",
+        "--without-mingle",
+        "--without-gossip",
     ]
     return ManagedProcess(name, argv, log_dir, env)
 

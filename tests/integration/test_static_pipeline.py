@@ -1,4 +1,4 @@
-"""settings.toml → stock Beat (static mode) → RabbitMQ queue → a worker that consumes only that queue."""
+"""settings.toml → stock Beat (static) → RabbitMQ queue → a worker consuming only that queue."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ def queues() -> dict[str, str]:
 
 
 @pytest.fixture
-def started(tmp_path: Path, broker_url: str, queues: dict[str, str]) -> Iterator[list[ManagedProcess]]:
+def started(
+    tmp_path: Path, broker_url: str, queues: dict[str, str]
+) -> Iterator[list[ManagedProcess]]:
     settings = tmp_path / "settings.toml"
     settings.write_text(SETTINGS.format(broker_url=broker_url, **queues))
     env = clean_env({"PERIODIC_SETTINGS": str(settings)})
@@ -71,7 +73,9 @@ def test_one_second_entry_runs_on_the_high_worker_and_low_is_left_alone(
 ) -> None:
     worker, beat = started
     beat.wait_for(r"Sending due task every-second", timeout=30, count=2)
-    worker.wait_for(r"Task project\.tasks\.heartbeat\.heartbeat\[[0-9a-f-]+\] succeeded", timeout=30, count=2)
+    worker.wait_for(
+        r"Task project\.tasks\.heartbeat\.heartbeat\[[0-9a-f-]+\] succeeded", timeout=30, count=2
+    )
     deadline = time.monotonic() + 30
     with Connection(broker_url) as connection:
         while True:

@@ -43,8 +43,12 @@ def test_check_json_lists_compiled_entries(write_settings: Callable[[str], Path]
     assert entry["next_run_utc"].endswith("Z")
 
 
-def test_check_fails_with_exit_1_and_names_the_problem(write_settings: Callable[[str], Path]) -> None:
-    path = write_settings('[schedule.ping]\ntask = "project.tasks.heartbeat.heartbeet"\nevery = "1m"\n')
+def test_check_fails_with_exit_1_and_names_the_problem(
+    write_settings: Callable[[str], Path],
+) -> None:
+    path = write_settings(
+        '[schedule.ping]\ntask = "project.tasks.heartbeat.heartbeet"\nevery = "1m"\n'
+    )
     code, _, err = run("check", "--settings", str(path))
     assert code == 1
     assert str(path) in err
@@ -66,7 +70,15 @@ def test_next_prints_zone_and_utc(write_settings: Callable[[str], Path]) -> None
         f'[schedule.report]\ntask = "{HEARTBEAT}"\ncron = "0 8 * * *"\ntimezone = "Europe/Berlin"\n'
     )
     code, out, _ = run(
-        "next", "report", "-n", "2", "--after", "2026-03-28T12:00:00Z", "--settings", str(path), "--json"
+        "next",
+        "report",
+        "-n",
+        "2",
+        "--after",
+        "2026-03-28T12:00:00Z",
+        "--settings",
+        str(path),
+        "--json",
     )
     assert code == 0
     times = [datetime.fromisoformat(t) for t in json.loads(out)]
@@ -103,7 +115,12 @@ def test_real_flask_cli_reports_a_broken_file_without_a_traceback(tmp_path: Path
     flask = Path(sys.executable).with_name("flask")
     result = subprocess.run(
         [str(flask), "--app", "project.app", "schedule", "check"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 1, result.stderr
     assert "schedule.x.bogus: unknown key" in result.stderr

@@ -77,7 +77,10 @@ def test_safety_switches(settings: Settings) -> None:
 
 def test_routes_keep_file_order_and_entry_queue_wins(settings: Settings) -> None:
     config = compile_celery_config(settings)
-    assert config["task_routes"] == [{"reports.*": {"queue": "low"}}, {"reports.urgent": {"queue": "high"}}]
+    assert config["task_routes"] == [
+        {"reports.*": {"queue": "low"}},
+        {"reports.urgent": {"queue": "high"}},
+    ]
     queues = {c.name: c.queue for c in compile_entries(settings)}
     assert queues == {
         "ping": "high",
@@ -122,5 +125,7 @@ def test_priority_queue_arguments(write_settings: Callable[..., Path]) -> None:
 def test_scheduler_mode_selects_the_beat_scheduler(write_settings: Callable[[str], Path]) -> None:
     static = compile_celery_config(load_settings(write_settings("[beat]\nscheduler = 'static'\n")))
     assert static["beat_scheduler"] == "celery.beat:PersistentScheduler"
-    database = compile_celery_config(load_settings(write_settings("[beat]\nscheduler = 'database'\n")))
+    database = compile_celery_config(
+        load_settings(write_settings("[beat]\nscheduler = 'database'\n"))
+    )
     assert database["beat_scheduler"] == "scheduling.scheduler:DatabaseScheduler"

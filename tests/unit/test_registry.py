@@ -60,7 +60,9 @@ def test_unknown_task_suggests_the_closest_registered_names(
 ) -> None:
     path = write_settings('[schedule.report]\ntask = "reports.send_run_reprot"\nevery = "1h"\n')
     message = error_of(path, registry)
-    assert "schedule.report.task: 'reports.send_run_reprot' is not a registered Celery task" in message
+    assert (
+        "schedule.report.task: 'reports.send_run_reprot' is not a registered Celery task" in message
+    )
     assert "did you mean 'reports.send_run_report'" in message
 
 
@@ -76,7 +78,11 @@ def test_plain_function_that_is_not_a_task_is_rejected(
     [
         ("", "kwargs", "missing a required argument: 'recipients'"),
         ("args = [['a'], '1h', 'extra']", "args", "too many positional arguments"),
-        ("kwargs = { recipients = [], colour = 'red' }", "kwargs", "unexpected keyword argument 'colour'"),
+        (
+            "kwargs = { recipients = [], colour = 'red' }",
+            "kwargs",
+            "unexpected keyword argument 'colour'",
+        ),
     ],
 )
 def test_arguments_must_bind_to_the_signature(

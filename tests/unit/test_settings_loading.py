@@ -57,8 +57,14 @@ def test_toml_syntax_error_names_line_and_column(write_settings: Write) -> None:
             "[schedule.daily-report]\ntask = 't'\nevery = '1h'\ncronn = '* * * * *'\n",
             "schedule.daily-report.cronn: unknown key; allowed keys: task, every, cron",
         ),
-        ("[queues.high]\npriority = 'x'\n", "queues.high.priority: Input should be a valid integer"),
-        ("[queues.low]\npriority = 12\n", "queues.low.priority: Input should be less than or equal to 9"),
+        (
+            "[queues.high]\npriority = 'x'\n",
+            "queues.high.priority: Input should be a valid integer",
+        ),
+        (
+            "[queues.low]\npriority = 12\n",
+            "queues.low.priority: Input should be less than or equal to 9",
+        ),
         (
             "[schedule.ping]\ntask = 't'\nevery = '5 parsecs'\n",
             "schedule.ping.every: '5 parsecs' is not a duration; expected a string like '90s'",
