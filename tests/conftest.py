@@ -1,13 +1,21 @@
-"""Shared fixtures: the RabbitMQ the integration tests talk to."""
+"""Shared fixtures: the RabbitMQ and the databases the integration tests talk to."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from project.localbroker import LocalRabbitNode, rabbitmq_server_available
+from scheduling.store import Store
 from tests.brokers import provide_broker
+from tests.databases import (
+    PostgresUnavailable,
+    create_test_database,
+    drop_test_database,
+    reset_schema,
+)
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +43,40 @@ def rabbit_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRabbi
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh ``periodic_test_<random>`` database for the session; dropped after.
+
+    Skips (with the reason) only when PostgreSQL does not answer.
+    """
+    try:
+        url = create_test_database()
+    except PostgresUnavailable as error:
+        pytest.skip(str(error))
+    try:
+        yield url
+    finally:
+        drop_test_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store database: a SQLite file under tmp_path, or the session's PostgreSQL
+    database with its schema wiped."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'periodic.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    reset_schema(url)
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An opened (migrated) Store on `store_url`; closed after the test."""
+    opened = Store.open(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()

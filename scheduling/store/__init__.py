@@ -1,0 +1,36 @@
+"""The schedule store: entries, the run ledger and the beat lease, in SQLite or PostgreSQL.
+
+All SQL of the project lives in this package. Datetimes go in and come out as aware UTC;
+transient database faults raise `scheduling.errors.StoreError`, chained to their cause.
+"""
+
+from scheduling.store.records import (
+    FINISHED_STATES,
+    LEDGER_ONLY_STATES,
+    UNFINISHED_STATES,
+    BeatStatus,
+    EntryRecord,
+    LeaseRecord,
+    RunRecord,
+    RunState,
+    SlotClaim,
+    SyncSummary,
+)
+from scheduling.store.schema import SCHEMA_VERSION, UTCDateTime
+from scheduling.store.store import Store
+
+__all__ = [
+    "FINISHED_STATES",
+    "LEDGER_ONLY_STATES",
+    "SCHEMA_VERSION",
+    "UNFINISHED_STATES",
+    "BeatStatus",
+    "EntryRecord",
+    "LeaseRecord",
+    "RunRecord",
+    "RunState",
+    "SlotClaim",
+    "Store",
+    "SyncSummary",
+    "UTCDateTime",
+]

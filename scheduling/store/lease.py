@@ -1,0 +1,123 @@
+"""Leadership: one lease row with a fencing token, and the beats' self-reported status.
+
+The token only grows. It moves on whenever a different holder takes the lease, so a beat that
+was paused past its TTL and replaced finds its token stale at its next claim (`LeaseLost`)
+instead of dispatching beside the new leader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from scheduling.store.database import Database, dialect_insert
+from scheduling.store.records import BeatStatus, LeaseRecord, Role
+from scheduling.store.schema import LEASE_NAME, beats, lease
+
+_LEASE_COLUMNS = (lease.c.holder, lease.c.token, lease.c.expires_at, lease.c.acquired_at)
+
+
+def _lease_from_row(row: Sequence[Any]) -> LeaseRecord:
+    return LeaseRecord(holder=row[0], token=int(row[1]), expires_at=row[2], acquired_at=row[3])
+
+
+class Leadership:
+    """Lease and beat status; mixed into `Store`, which provides `_db`."""
+
+    _db: Database
+
+    def _locked_lease(self, conn: Connection) -> LeaseRecord:
+        statement = select(*_LEASE_COLUMNS).where(lease.c.name == LEASE_NAME)
+        if self._db.is_postgresql:
+            statement = statement.with_for_update()
+        return _lease_from_row(conn.execute(statement).one())
+
+    def acquire_lease(self, holder: str, ttl: timedelta, now: datetime) -> LeaseRecord | None:
+        """Take the lease if it is free, expired or already ours; None if another beat holds it.
+
+        A new holder gets token + 1; the same holder keeps its token (renewal), even after its
+        lease lapsed, because nobody else can have claimed with that token in between.
+        """
+        if not holder:
+            raise ValueError("a lease holder needs a non-empty id")
+        with self._db.write() as conn:
+            current = self._locked_lease(conn)
+            if current.holder == holder:
+                token, acquired_at = current.token, current.acquired_at
+            elif current.holder and current.expires_at > now:
+                return None
+            else:
+                token, acquired_at = current.token + 1, now
+            conn.execute(
+                update(lease)
+                .where(lease.c.name == LEASE_NAME)
+                .values(holder=holder, token=token, expires_at=now + ttl, acquired_at=acquired_at)
+            )
+        return LeaseRecord(
+            holder=holder, token=token, expires_at=now + ttl, acquired_at=acquired_at
+        )
+
+    def renew_lease(self, holder: str, token: int, ttl: timedelta, now: datetime) -> bool:
+        """Extend our lease; False if another holder took it (or the token moved on)."""
+        with self._db.write() as conn:
+            result = conn.execute(
+                update(lease)
+                .where(lease.c.name == LEASE_NAME, lease.c.holder == holder, lease.c.token == token)
+                .values(expires_at=now + ttl)
+            )
+            return result.rowcount == 1
+
+    def release_lease(self, holder: str, token: int) -> None:
+        """Give the lease up at once (clean shutdown) so a standby need not wait out the TTL."""
+        with self._db.write() as conn:
+            conn.execute(
+                update(lease)
+                .where(lease.c.name == LEASE_NAME, lease.c.holder == holder, lease.c.token == token)
+                .values(holder="")
+            )
+
+    def current_lease(self) -> LeaseRecord | None:
+        """The lease as stored (it may have expired); None when nobody holds it."""
+        with self._db.read() as conn:
+            row = conn.execute(select(*_LEASE_COLUMNS).where(lease.c.name == LEASE_NAME)).one()
+        record = _lease_from_row(row)
+        return record if record.holder else None
+
+    def record_beat(self, status: BeatStatus) -> None:
+        values = {
+            "beat_id": status.beat_id,
+            "hostname": status.hostname,
+            "pid": status.pid,
+            "role": status.role,
+            "last_tick": status.last_tick,
+            "lag": status.lag,
+        }
+        statement = dialect_insert(self._db, beats).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[beats.c.beat_id],
+            set_={key: statement.excluded[key] for key in values if key != "beat_id"},
+        )
+        with self._db.write() as conn:
+            conn.execute(statement)
+
+    def beats(self) -> list[BeatStatus]:
+        """Every beat that ever reported, by id; callers judge liveness from last_tick."""
+        with self._db.read() as conn:
+            rows = conn.execute(select(beats).order_by(beats.c.beat_id)).all()
+        result = []
+        for row in rows:
+            role: Role = "leader" if row.role == "leader" else "standby"
+            result.append(
+                BeatStatus(
+                    beat_id=row.beat_id,
+                    hostname=row.hostname,
+                    pid=row.pid,
+                    role=role,
+                    last_tick=row.last_tick,
+                    lag=row.lag,
+                )
+            )
+        return result

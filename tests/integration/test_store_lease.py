@@ -1,0 +1,142 @@
+"""The beat lease and beat status on both dialects: take-over, renewal, fencing, release."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scheduling.store import BeatStatus, LeaseRecord, Store
+from tests.store_lookups import stored_lease
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+TTL = timedelta(seconds=10)
+
+
+def test_nobody_holds_the_lease_of_a_fresh_store(store: Store) -> None:
+    assert store.current_lease() is None
+
+
+def test_a_free_lease_is_taken_with_the_first_token(store: Store) -> None:
+    lease = store.acquire_lease("beat-a", TTL, NOW)
+
+    assert lease == LeaseRecord(holder="beat-a", token=1, expires_at=NOW + TTL, acquired_at=NOW)
+    assert store.current_lease() == lease
+
+
+def test_acquiring_again_renews_and_keeps_the_token(store: Store) -> None:
+    first = store.acquire_lease("beat-a", TTL, NOW)
+    assert first is not None
+
+    again = store.acquire_lease("beat-a", TTL, NOW + timedelta(seconds=5))
+
+    assert again is not None
+    assert again.token == first.token
+    assert again.acquired_at == NOW
+    assert again.expires_at == NOW + timedelta(seconds=5) + TTL
+
+
+def test_a_live_lease_of_another_holder_cannot_be_taken(store: Store) -> None:
+    held = store.acquire_lease("beat-a", TTL, NOW)
+
+    assert store.acquire_lease("beat-b", TTL, NOW + TTL - timedelta(milliseconds=1)) is None
+    assert store.current_lease() == held
+
+
+def test_an_expired_lease_is_taken_over_with_the_next_token(store: Store) -> None:
+    old = store.acquire_lease("beat-a", TTL, NOW)
+    assert old is not None
+    later = NOW + TTL + timedelta(seconds=1)
+
+    taken = store.acquire_lease("beat-b", TTL, later)
+
+    assert taken == LeaseRecord(
+        holder="beat-b", token=old.token + 1, expires_at=later + TTL, acquired_at=later
+    )
+    assert store.renew_lease("beat-a", old.token, TTL, later) is False
+    assert store.acquire_lease("beat-a", TTL, later) is None
+
+
+def test_renew_extends_only_the_current_holders_lease(store: Store) -> None:
+    lease = store.acquire_lease("beat-a", TTL, NOW)
+    assert lease is not None
+
+    assert store.renew_lease("beat-a", lease.token, TTL, NOW + timedelta(seconds=8)) is True
+    assert stored_lease(store).expires_at == NOW + timedelta(seconds=18)
+    assert stored_lease(store).token == lease.token
+    assert store.renew_lease("beat-a", lease.token + 1, TTL, NOW) is False
+    assert store.renew_lease("beat-b", lease.token, TTL, NOW) is False
+
+
+def test_a_lapsed_lease_nobody_took_can_still_be_renewed(store: Store) -> None:
+    lease = store.acquire_lease("beat-a", TTL, NOW)
+    assert lease is not None
+    late = NOW + 3 * TTL
+
+    assert store.renew_lease("beat-a", lease.token, TTL, late) is True
+    assert store.current_lease() == LeaseRecord("beat-a", lease.token, late + TTL, NOW)
+
+
+def test_release_frees_the_lease_at_once_and_the_token_keeps_growing(store: Store) -> None:
+    lease = store.acquire_lease("beat-a", TTL, NOW)
+    assert lease is not None
+
+    store.release_lease("beat-a", lease.token)
+
+    assert store.current_lease() is None
+    successor = store.acquire_lease("beat-b", TTL, NOW + timedelta(seconds=1))
+    assert successor is not None
+    assert successor.token == lease.token + 1
+
+
+def test_release_with_a_stale_token_leaves_the_new_holder_alone(store: Store) -> None:
+    old = store.acquire_lease("beat-a", TTL, NOW)
+    assert old is not None
+    new = store.acquire_lease("beat-b", TTL, NOW + 2 * TTL)
+
+    store.release_lease("beat-a", old.token)
+
+    assert store.current_lease() == new
+
+
+def test_concurrent_acquires_elect_exactly_one_holder(store_url: str, store: Store) -> None:
+    contenders = [Store.open(store_url) for _ in range(4)]
+    results: dict[str, LeaseRecord | None] = {}
+    barrier = threading.Barrier(len(contenders))
+
+    def contend(position: int) -> None:
+        barrier.wait(timeout=30)
+        results[f"beat-{position}"] = contenders[position].acquire_lease(
+            f"beat-{position}", TTL, NOW
+        )
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(len(contenders))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for contender in contenders:
+        contender.close()
+
+    winners = [lease for lease in results.values() if lease is not None]
+    assert len(results) == 4
+    assert len(winners) == 1
+    assert winners[0].token == 1
+    assert store.current_lease() == winners[0]
+
+
+def test_beats_report_their_status_by_id(store: Store) -> None:
+    first = BeatStatus("b-1", "host-a", 100, "leader", NOW, 0.25)
+    store.record_beat(first)
+    store.record_beat(BeatStatus("a-2", "host-b", 200, "standby", NOW, None))
+
+    updated = BeatStatus("b-1", "host-a", 101, "standby", NOW + TTL, None)
+    store.record_beat(updated)
+
+    assert store.beats() == [
+        BeatStatus("a-2", "host-b", 200, "standby", NOW, None),
+        updated,
+    ]
