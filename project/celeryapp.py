@@ -16,6 +16,8 @@ from celery import Celery
 from celery.signals import beat_init, worker_init
 
 import project.tasks  # noqa: F401  (registers the shared tasks)
+from project.appsettings import SETTINGS_KEY, SOURCE_KEY, settings_of
+from project.ledger import connect_ledger
 from scheduling.broker import declare_topology
 from scheduling.compiler import compile_celery_config
 from scheduling.errors import ConfigError
@@ -25,8 +27,14 @@ from scheduling.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SETTINGS_KEY = "periodic_settings"
-SOURCE_KEY = "periodic_settings_source"
+__all__ = [
+    "SETTINGS_KEY",
+    "SOURCE_KEY",
+    "celery_config",
+    "create_celery",
+    "prepare_broker_and_schedule",
+    "settings_of",
+]
 
 
 def celery_config(settings: Settings, source: str) -> dict[str, Any]:
@@ -34,20 +42,14 @@ def celery_config(settings: Settings, source: str) -> dict[str, Any]:
 
 
 def create_celery(settings: Settings | None = None, source: str = "settings") -> Celery:
-    app = Celery("periodic", set_as_current=False)
+    app = Celery("periodic", set_as_current=False, task_cls="project.tasks.base:PeriodicTask")
     if settings is not None:
         app.conf.update(celery_config(settings, source))
     else:
         app.add_defaults(_load_from_file)
     _check_on_start(app)
+    connect_ledger(app)
     return app
-
-
-def settings_of(app: Celery) -> Settings:
-    """The settings an app was built from (read once, cached in its configuration)."""
-    settings = app.conf[SETTINGS_KEY]
-    assert isinstance(settings, Settings)
-    return settings
 
 
 def _load_from_file() -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from amqp.exceptions import NotFound, PreconditionFailed
 from kombu import Connection, Queue
 
-from scheduling.compiler import compile_queues, dead_letter_queue
+from scheduling.compiler import compile_queues, dead_letter_ledger_queue, dead_letter_queue
 from scheduling.errors import ConfigError
 from scheduling.settings import Settings
 
@@ -28,8 +28,8 @@ class QueueStatus:
 
 
 def topology(settings: Settings) -> list[Queue]:
-    """Every queue Periodic owns: one per `[queues.<name>]`, then the dead-letter queue."""
-    return [*compile_queues(settings), dead_letter_queue()]
+    """Every queue Periodic owns: one per `[queues.<name>]`, then the dead-letter queues."""
+    return [*compile_queues(settings), dead_letter_queue(), dead_letter_ledger_queue()]
 
 
 def declare_topology(connection: Connection, settings: Settings) -> list[str]:

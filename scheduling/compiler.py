@@ -29,6 +29,9 @@ from scheduling.timetables import (
 EXCHANGE_NAME = "periodic"
 DEAD_LETTER_EXCHANGE = "periodic.dlx"
 DEAD_LETTER_QUEUE = "periodic.dead"
+DEAD_LETTER_LEDGER_QUEUE = "periodic.dead.ledger"
+"""A second copy of every dead letter (fanout), consumed by workers to update the run ledger,
+so ``periodic.dead`` itself keeps its messages for inspection."""
 SCHEDULERS = {
     "static": "celery.beat:PersistentScheduler",
     "database": "scheduling.scheduler:DatabaseScheduler",
@@ -119,6 +122,13 @@ def dead_letter_queue() -> Queue:
     return Queue(DEAD_LETTER_QUEUE, exchange, routing_key=DEAD_LETTER_QUEUE, durable=True)
 
 
+def dead_letter_ledger_queue() -> Queue:
+    exchange = Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True)
+    return Queue(
+        DEAD_LETTER_LEDGER_QUEUE, exchange, routing_key=DEAD_LETTER_LEDGER_QUEUE, durable=True
+    )
+
+
 def queue_arguments(name: str, settings: Settings) -> dict[str, Any]:
     declared = settings.queues[name]
     arguments: dict[str, Any] = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
@@ -165,6 +175,19 @@ def compile_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return schedule
 
 
+def compile_task_annotations(settings: Settings) -> dict[str, dict[str, float]]:
+    """`[worker.time_limits."<task>"]` as Celery task annotations (set on the task classes)."""
+    annotations: dict[str, dict[str, float]] = {}
+    for task, limits in settings.worker.time_limits.items():
+        annotation: dict[str, float] = {}
+        if limits.soft is not None:
+            annotation["soft_time_limit"] = limits.soft.total_seconds()
+        if limits.hard is not None:
+            annotation["time_limit"] = limits.hard.total_seconds()
+        annotations[task] = annotation
+    return annotations
+
+
 def compile_celery_config(settings: Settings) -> dict[str, Any]:
     """The complete Celery configuration for web, workers and beat."""
     worker = settings.worker
@@ -199,6 +222,7 @@ def compile_celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_soft_time_limit": worker.soft_time_limit.total_seconds(),
         "task_time_limit": worker.time_limit.total_seconds(),
+        "task_annotations": compile_task_annotations(settings),
         "beat_schedule": compile_beat_schedule(settings),
         "beat_scheduler": SCHEDULERS[settings.beat.scheduler],
         "beat_schedule_filename": settings.beat.schedule_file,

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from scheduling.cron import CronExpression
-from scheduling.durations import Duration
+from scheduling.durations import Duration, format_duration
 
 ENTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 AUTO_EXPIRES_CAP = timedelta(hours=1)
@@ -84,7 +84,7 @@ class QueueSettings(StrictModel):
 
 
 class BeatSettings(StrictModel):
-    scheduler: Literal["static", "database"] = "static"
+    scheduler: Literal["static", "database"] = "database"
     sync_interval: Duration = timedelta(seconds=1)
     lease_ttl: Duration = timedelta(seconds=10)
     max_catchup: int = Field(default=100, ge=0)
@@ -133,6 +133,26 @@ class WebhookSettings(StrictModel):
     allowed_hosts: list[str] = []
 
 
+class TaskTimeLimits(StrictModel):
+    """`[worker.time_limits."<task name>"]`: limits of one task, overriding the worker's."""
+
+    soft: Duration | None = None
+    """SoftTimeLimitExceeded is raised inside the task, which may clean up."""
+    hard: Duration | None = None
+    """The pool process running the task is killed."""
+
+    @model_validator(mode="after")
+    def _soft_before_hard(self) -> TaskTimeLimits:
+        if self.soft is None and self.hard is None:
+            raise ValueError("set soft, hard or both")
+        for name, value in (("soft", self.soft), ("hard", self.hard)):
+            if value is not None and value <= timedelta(0):
+                raise ValueError(f"{name} must be greater than 0s")
+        if self.soft is not None and self.hard is not None and self.soft >= self.hard:
+            raise ValueError("soft must be shorter than hard")
+        return self
+
+
 class WorkerSettings(StrictModel):
     soft_time_limit: Duration = timedelta(minutes=5)
     time_limit: Duration = timedelta(minutes=10)
@@ -140,6 +160,23 @@ class WorkerSettings(StrictModel):
     retry_backoff: Duration = timedelta(seconds=2)
     retry_backoff_max: Duration = timedelta(minutes=5)
     max_deliveries: int = Field(default=5, ge=1)
+    time_limits: dict[str, TaskTimeLimits] = {}
+    """Per-task limits by task name; a task not listed gets the two above."""
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> WorkerSettings:
+        if self.soft_time_limit >= self.time_limit:
+            raise ValueError("soft_time_limit must be shorter than time_limit")
+        for task, limits in self.time_limits.items():
+            soft = limits.soft or self.soft_time_limit
+            hard = limits.hard or self.time_limit
+            if soft >= hard:
+                raise ValueError(
+                    f"time_limits.{task!r}: the soft limit ({format_duration(soft)}) must be "
+                    f"shorter than the hard limit ({format_duration(hard)}; worker.time_limit "
+                    "applies when hard is not set)"
+                )
+        return self
 
 
 class ScheduleEntry(StrictModel):

@@ -1,4 +1,8 @@
-"""`heartbeat`: the smallest real task, proving beat → broker → worker end to end."""
+"""`heartbeat`: the smallest real task, proving beat → broker → worker end to end.
+
+Its runs land in the ledger like any other, so the newest succeeded heartbeat run is the
+evidence readiness looks at: beat dispatched, the broker routed, a worker ran and recorded.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from typing import Any
 
 from celery import shared_task
 
+from project.tasks.base import PeriodicTask
+
 logger = logging.getLogger(__name__)
 
 
@@ -16,7 +22,7 @@ def beat_report(hostname: str, now: datetime) -> dict[str, Any]:
     return {"hostname": hostname, "at": now.isoformat()}
 
 
-@shared_task(name="project.tasks.heartbeat.heartbeat", ignore_result=True)
+@shared_task(name="project.tasks.heartbeat.heartbeat", ignore_result=True, base=PeriodicTask)
 def heartbeat() -> dict[str, Any]:
     """Log and return where and when the pipeline was last seen working."""
     report = beat_report(socket.gethostname(), datetime.now(UTC))
