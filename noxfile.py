@@ -68,7 +68,24 @@ def e2e(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Beat benchmarks W0-W3 vs stock Beat and RedBeat; writes docs/benchmarks.md (not a test)."""
+    session.install("-e", ".[dev,bench]")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)
+    # HTTP API: async views vs their sync twins under gunicorn + wrk (apt-get install -y wrk).
+    session.run("python", "-m", "benchmarks.api_bench")
+
+
+@nox.session(python=PYTHON)
 def serve(session: nox.Session) -> None:
     """Run web, a worker per queue and beat as separate processes (Ctrl-C stops them all)."""
     session.install("-e", ".")
-    session.run("python", "-m", "project.serve", *session.posargs)
+    # nox SIGKILLs a command 0.5 s after Ctrl-C by default; serve needs time to stop its children.
+    session.run(
+        "python",
+        "-m",
+        "project.serve",
+        *session.posargs,
+        interrupt_timeout=90.0,
+        terminate_timeout=30.0,
+    )

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from flask import Flask
 
+from project.api import api
+from project.asyncio_bridge import PeriodicFlask
 from project.celeryapp import create_celery
+from project.dashboard import init_dashboard
 from project.extension import PERIODIC, Periodic
 from project.health import health
 from scheduling.loading import load_settings, settings_path
@@ -20,10 +23,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings is None:
         path = settings_path()
         settings, source = load_settings(path), str(path)
-    app = Flask("project")
+    app = PeriodicFlask("project")
     app.config["JSON_SORT_KEYS"] = False
     Periodic(settings, create_celery(settings, source)).init_app(app)
     app.register_blueprint(health)
+    app.register_blueprint(api)
+    init_dashboard(app, settings)
     return app
 
 

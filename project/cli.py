@@ -20,12 +20,26 @@ from celery import Celery
 from project.celeryapp import create_celery
 from scheduling.broker import declare_topology, queue_status, topology
 from scheduling.compiler import CompiledEntry, compile_entries
-from scheduling.errors import ConfigError
+from scheduling.config_watch import sync_schedule
+from scheduling.dispatcher import run_now
+from scheduling.errors import ConfigError, EntryNotFound, PublishError, StoreError
 from scheduling.loading import load_settings, settings_path
+from scheduling.publisher import ConfirmedPublisher
 from scheduling.registry import validate_against_registry
 from scheduling.settings import Settings
+from scheduling.store import Store
 
 Command = TypeVar("Command", bound=Callable[..., Any])
+
+STORE_HINT = (
+    "Check that the database runs and that [app].database_url (or PERIODIC_APP__DATABASE_URL) "
+    "points at it, then run the command again."
+)
+BROKER_HINT = (
+    "Point [broker].url (or PERIODIC_BROKER__URL) at a running RabbitMQ, e.g. after "
+    "`docker compose up -d rabbitmq`: "
+    "PERIODIC_BROKER__URL=amqp://periodic:periodic@127.0.0.1:5672/periodic; then run it again."
+)
 
 
 def settings_option(command: Command) -> Command:
@@ -164,6 +178,91 @@ def next_fires(
         click.echo(f"  {instant.astimezone(zone).isoformat()}  {utc}")
 
 
+def open_store(settings: Settings) -> Store:
+    """The configured store, or exit 1 saying why it cannot be opened."""
+    try:
+        return Store.open(settings.app.database_url.get_secret_value())
+    except StoreError as error:
+        click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)
+        sys.exit(1)
+
+
+@schedule.command(name="sync")
+@settings_option
+@json_option
+def sync_command(settings_file: Path | None, as_json: bool) -> None:
+    """Write the entries of settings.toml to the store (create, update, prune); beat does too."""
+    settings, _, source = load_checked(settings_file, as_json)
+    store = open_store(settings)
+    try:
+        if as_json or len(settings.schedule) < 1000:
+            summary = sync_schedule(store, settings, datetime.now(UTC))
+        else:
+            with click.progressbar(length=len(settings.schedule), label="syncing") as bar:
+                summary = sync_schedule(store, settings, datetime.now(UTC), progress=bar.update)
+    except ConfigError as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    except StoreError as error:
+        click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)
+        sys.exit(1)
+    finally:
+        store.close()
+    result = {
+        "created": summary.created,
+        "updated": summary.updated,
+        "pruned": summary.pruned,
+        "unchanged": summary.unchanged,
+    }
+    if as_json:
+        click.echo(json.dumps({"source": source, **result}))
+        return
+    click.echo(
+        f"{source}: {len(summary.created)} created, {len(summary.updated)} updated, "
+        f"{len(summary.pruned)} pruned, {summary.unchanged} unchanged"
+    )
+    for label in ("created", "updated", "pruned"):
+        names = result[label]
+        if isinstance(names, list) and names:
+            more = f" (+{len(names) - 20} more)" if len(names) > 20 else ""
+            click.echo(f"  {label}: {', '.join(names[:20])}{more}")
+
+
+@schedule.command(name="run")
+@click.argument("name")
+@settings_option
+@json_option
+def run_command(name: str, settings_file: Path | None, as_json: bool) -> None:
+    """Run NAME now (a manual run in the ledger, published with confirms); print its task id."""
+    settings, _, _ = load_checked(settings_file, as_json)
+    store = open_store(settings)
+    publisher = ConfirmedPublisher.from_settings(settings.broker)
+    try:
+        run = run_now(store, publisher, settings, name)
+    except EntryNotFound:
+        raise click.BadParameter(
+            f"no entry {name!r} in the store (run `schedule sync` or create it through the API)",
+            param_hint="NAME",
+        ) from None
+    except PublishError as error:
+        click.echo(
+            f"claimed, but the broker did not confirm ({error}); the leading beat will "
+            "publish it with the same task id",
+            err=True,
+        )
+        sys.exit(1)
+    except StoreError as error:
+        click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)
+        sys.exit(1)
+    finally:
+        publisher.close()
+        store.close()
+    if as_json:
+        click.echo(json.dumps({"task_id": run.task_id, "entry": name}))
+    else:
+        click.echo(run.task_id)
+
+
 @click.group()
 def queues() -> None:
     """Declare and inspect the RabbitMQ queues named in settings.toml."""
@@ -183,7 +282,7 @@ def declare(settings_file: Path | None) -> None:
         click.echo(str(error), err=True)
         sys.exit(1)
     except OSError as error:
-        click.echo(f"broker unreachable: {error}; is RabbitMQ running?", err=True)
+        click.echo(f"broker unreachable: {error}\n{BROKER_HINT}", err=True)
         sys.exit(1)
 
 
@@ -204,7 +303,7 @@ def status(settings_file: Path | None, as_json: bool) -> None:
                 for q in topology(settings)
             ]
     except OSError as error:
-        click.echo(f"broker unreachable: {error}; is RabbitMQ running?", err=True)
+        click.echo(f"broker unreachable: {error}\n{BROKER_HINT}", err=True)
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(rows))

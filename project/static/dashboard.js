@@ -1,0 +1,97 @@
+// Periodic dashboard: keep the live parts of the page fresh. Everything works without this
+// script (buttons are forms that POST and redirect back); it only saves pressing reload.
+(function () {
+  "use strict";
+
+  var INTERVAL_MS = 4000;
+  var timer = null;
+  var enabled = true;
+  var busy = false;
+
+  function regions() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-live][id]"));
+  }
+
+  function interacting(region) {
+    // Never swap markup out from under a focused control or an open pointer press.
+    var active = document.activeElement;
+    return active && active !== document.body && region.contains(active);
+  }
+
+  function setStatus(text) {
+    var updated = document.querySelector("[data-updated]");
+    if (updated) updated.textContent = text;
+  }
+
+  function refresh() {
+    if (!enabled || busy || document.hidden) return;
+    busy = true;
+    fetch(window.location.href, {
+      credentials: "same-origin",
+      headers: { "X-Requested-With": "fetch" },
+      redirect: "follow",
+      cache: "no-store",
+    })
+      .then(function (response) {
+        if (response.redirected && /\/login/.test(response.url)) {
+          stop("Signed out: reload the page to sign in again");
+          return null;
+        }
+        if (!response.ok) {
+          setStatus("Refresh failed (" + response.status + "); retrying");
+          return null;
+        }
+        return response.text();
+      })
+      .then(function (html) {
+        if (html === null || html === undefined) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        regions().forEach(function (region) {
+          var replacement = fresh.getElementById(region.id);
+          if (replacement && !interacting(region) && replacement.innerHTML !== region.innerHTML) {
+            region.innerHTML = replacement.innerHTML;
+          }
+        });
+        var stamp = fresh.querySelector("[data-updated]");
+        if (stamp) setStatus(stamp.textContent);
+      })
+      .catch(function () {
+        setStatus("Cannot reach the server; retrying");
+      })
+      .finally(function () {
+        busy = false;
+      });
+  }
+
+  function stop(message) {
+    enabled = false;
+    if (timer) window.clearInterval(timer);
+    timer = null;
+    if (message) setStatus(message);
+  }
+
+  function start() {
+    enabled = true;
+    if (!timer) timer = window.setInterval(refresh, INTERVAL_MS);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!regions().length) return;
+    var toggle = document.querySelector("[data-refresh-toggle]");
+    if (toggle) {
+      toggle.hidden = false;
+      toggle.addEventListener("click", function () {
+        var on = toggle.getAttribute("aria-pressed") !== "true";
+        toggle.setAttribute("aria-pressed", on ? "true" : "false");
+        toggle.textContent = on ? "Auto-refresh on" : "Auto-refresh off";
+        if (on) {
+          start();
+          refresh();
+        } else {
+          stop();
+        }
+      });
+    }
+    start();
+  });
+})();

@@ -1,0 +1,211 @@
+"""compose.yaml and the Dockerfile keep the README's promises (no Docker engine needed).
+
+The file is parsed, every promised service is checked for its image, command, healthcheck and
+dependencies, and the environment each Periodic service gets is fed through `load_settings`
+with the shipped settings.toml, so a variable name or value the settings would reject fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scheduling.loading import load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "compose.yaml"
+DOCKERFILE = REPO / "Dockerfile"
+README = REPO / "README.md"
+
+BACKING = {"rabbitmq", "postgres"}
+WORKERS = {"worker-high": "high", "worker-default": "default", "worker-low": "low"}
+BEATS = {"beat-1", "beat-2"}
+APP_SERVICES = {"web", *WORKERS, *BEATS}
+SECRETS = (
+    "PERIODIC_BROKER__URL",
+    "PERIODIC_APP__DATABASE_URL",
+    "PERIODIC_API__TOKENS",
+    "PERIODIC_APP__SECRET_KEY",
+)
+_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}|\$(\w+)")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    return document
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = compose["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+def interpolate(value: str, env: Mapping[str, str]) -> str:
+    """Compose's ``${VAR:-default}`` / ``${VAR:?message}`` / ``$$`` rules, enough for this file."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(4)
+        if name in env and env[name] != "":
+            return env[name]
+        if match.group(2) == "?":
+            raise AssertionError(f"{name} is required: {match.group(3)}")
+        return match.group(3) or ""
+
+    parts = value.split("$$")
+    return "$".join(_VARIABLE.sub(replace, part) for part in parts)
+
+
+def command_of(service: Mapping[str, Any]) -> list[str]:
+    command = service["command"]
+    return command if isinstance(command, list) else str(command).split()
+
+
+def test_every_promised_service_is_there(services: dict[str, dict[str, Any]]) -> None:
+    assert set(services) == BACKING | APP_SERVICES
+
+
+def test_rabbitmq_is_pinned_with_management_and_its_own_user_and_vhost(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    rabbit = services["rabbitmq"]
+    assert re.fullmatch(r"rabbitmq:(3\.1[0-9]|4\.[0-9]+)(\.\d+)?-management", rabbit["image"])
+    env = rabbit["environment"]
+    assert env["RABBITMQ_DEFAULT_USER"] not in {"", "guest"}
+    assert env["RABBITMQ_DEFAULT_VHOST"] not in {"", "/"}
+    assert "rabbitmq-diagnostics" in " ".join(rabbit["healthcheck"]["test"])
+
+
+def test_postgres_is_pinned_and_checked(services: dict[str, dict[str, Any]]) -> None:
+    postgres = services["postgres"]
+    assert re.fullmatch(r"postgres:\d+(\.\d+)?(-[a-z]+)?", postgres["image"])
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+
+
+def test_periodic_services_build_the_image_and_wait_for_healthy_backing_services(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in APP_SERVICES:
+        service = services[name]
+        assert service["build"] == ".", name
+        assert service["image"] == "periodic:latest", name
+        for backing in BACKING:
+            assert service["depends_on"][backing] == {"condition": "service_healthy"}, name
+
+
+def test_web_runs_gunicorn_and_is_checked_by_readyz(services: dict[str, dict[str, Any]]) -> None:
+    web = services["web"]
+    assert command_of(web)[:2] == ["gunicorn", "project.app:create_app()"]
+    assert "/readyz" in " ".join(web["healthcheck"]["test"])
+    assert any(str(port).endswith(":8000") for port in web["ports"])
+
+
+def test_a_worker_per_shipped_queue_checked_by_inspect_ping(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    shipped = load_settings(REPO / "settings.toml")
+    assert set(WORKERS.values()) == set(shipped.queues)
+    concurrency = {}
+    for name, queue in WORKERS.items():
+        command = command_of(services[name])
+        assert command[:4] == ["celery", "-A", "project.worker:celery_app", "worker"], name
+        assert command[command.index("-Q") + 1] == queue
+        assert command[command.index("-n") + 1] == f"{queue}@%h"
+        concurrency[queue] = int(command[command.index("-c") + 1])
+        check = " ".join(services[name]["healthcheck"]["test"])
+        assert "celery -A project.worker:celery_app inspect ping" in check
+        assert f"-d {queue}@$$HOSTNAME" in check  # $$: the container's shell expands it
+    assert concurrency["high"] > max(concurrency["default"], concurrency["low"])
+
+
+def test_two_beats_run_the_database_scheduler(services: dict[str, dict[str, Any]]) -> None:
+    for name in BEATS:
+        command = command_of(services[name])
+        assert command[:4] == ["celery", "-A", "project.worker:celery_app", "beat"]
+        assert command[command.index("-S") + 1] == "scheduling.scheduler:DatabaseScheduler"
+
+
+def test_secrets_arrive_as_environment_variables_the_settings_accept(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = {
+        "RABBITMQ_PASSWORD": "rabbit-secret",
+        "POSTGRES_PASSWORD": "pg-secret",
+        "PERIODIC_APP__SECRET_KEY": "k" * 40,
+        "PERIODIC_API__TOKENS": json.dumps([{"name": "ops", "secret": "s" * 32, "scope": "write"}]),
+    }
+    rabbit = services["rabbitmq"]["environment"]
+    for name in APP_SERVICES:
+        env = {
+            key: interpolate(str(value), host)
+            for key, value in services[name]["environment"].items()
+        }
+        assert set(SECRETS) <= set(env), name
+        for key in list(os.environ):
+            if key.startswith("PERIODIC_"):
+                monkeypatch.delenv(key)
+        for key, value in env.items():
+            if key.startswith("PERIODIC_") and key != "PERIODIC_SETTINGS":
+                monkeypatch.setenv(key, value)
+        settings = load_settings(REPO / "settings.toml")
+        assert settings.app.environment == "production"
+        assert settings.beat.scheduler == "database"
+        broker = settings.broker.url.get_secret_value()
+        user = interpolate(rabbit["RABBITMQ_DEFAULT_USER"], host)
+        vhost = interpolate(rabbit["RABBITMQ_DEFAULT_VHOST"], host)
+        assert broker == f"amqp://{user}:rabbit-secret@rabbitmq:5672/{vhost}"
+        database = settings.app.database_url.get_secret_value()
+        assert database.startswith("postgresql+psycopg://periodic:pg-secret@postgres:5432/")
+        assert [token.name for token in settings.api.tokens] == ["ops"]
+        assert settings.app.secret_key is not None
+
+
+def test_without_host_secrets_no_token_works(services: dict[str, dict[str, Any]]) -> None:
+    env = {
+        key: interpolate(str(value), {}) for key, value in services["web"]["environment"].items()
+    }
+    assert json.loads(env["PERIODIC_API__TOKENS"]) == []
+    assert env["PERIODIC_APP__SECRET_KEY"] == ""
+
+
+def test_the_readme_names_every_service() -> None:
+    text = README.read_text(encoding="utf-8")
+    if "docker compose up" not in text:
+        pytest.fail("README.md has no 'docker compose up' section describing compose.yaml")
+    missing = [name for name in sorted(BACKING | APP_SERVICES) if f"`{name}`" not in text]
+    assert not missing, f"README.md does not describe these compose services: {missing}"
+
+
+def test_the_dockerfile_is_slim_cached_and_non_root() -> None:
+    lines = [
+        line.strip()
+        for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert re.fullmatch(r"FROM python:3\.11(\.\d+)?-slim(-\w+)?", lines[0])
+    users = [line.split(None, 1)[1] for line in lines if line.startswith("USER ")]
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    copies = [line for line in lines if line.startswith("COPY ")]
+    installs = [index for index, line in enumerate(lines) if "pip install" in line]
+    dependency_copy = lines.index("COPY pyproject.toml ./")
+    code_copy = min(
+        lines.index(line) for line in copies if {"project", "scheduling"} & set(line.split()[1:-1])
+    )
+    assert dependency_copy < installs[0] < code_copy, "dependencies must be a layer of their own"
+    assert lines.index(f"USER {users[-1]}") > installs[-1]
+
+
+def test_the_dockerignore_keeps_state_and_history_out() -> None:
+    ignored = set((REPO / ".dockerignore").read_text(encoding="utf-8").split())
+    assert {".git", "var", ".nox", "tests"} <= ignored
