@@ -1,0 +1,116 @@
+"""Fixtures of the HTTP API tests: an app on a real store and a real broker, with tokens.
+
+Each test gets queues of its own (unique names on the session broker), so messages counted in
+one test cannot come from another; they are deleted after. Import the fixtures into a test
+module (``from tests.api_fixtures import *``-style, by name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from kombu import Connection
+
+from project.app import create_app
+from project.extension import PERIODIC, Periodic
+from scheduling.broker import declare_topology, topology
+from scheduling.settings import Settings
+
+__all__ = [
+    "READ",
+    "READ_SECRET",
+    "WRITE",
+    "WRITE_SECRET",
+    "api_app",
+    "api_settings",
+    "client",
+    "make_settings",
+    "queue_names",
+    "services",
+    "temporary_queues",
+]
+
+READ_SECRET = "read-token-0123456789abcdef"
+WRITE_SECRET = "write-token-0123456789abcdef"
+READ = {"Authorization": f"Bearer {READ_SECRET}"}
+WRITE = {"Authorization": f"Bearer {WRITE_SECRET}"}
+HEARTBEAT = "project.tasks.heartbeat.heartbeat"
+
+
+def make_settings(store_url: str, broker_url: str, **overrides: Any) -> Settings:
+    """Settings for one test: its own three queues, database scheduler, a read and a write token."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    document: dict[str, Any] = {
+        "app": {"timezone": "Europe/Berlin", "database_url": store_url},
+        "broker": {"url": broker_url},
+        "queues": {
+            f"{prefix}-high": {"priority": 9},
+            f"{prefix}-default": {"priority": 5, "default": True},
+            f"{prefix}-low": {"priority": 1},
+        },
+        "beat": {"scheduler": "database"},
+        "api": {
+            "tokens": [
+                {"name": "reader", "secret": READ_SECRET, "scope": "read"},
+                {"name": "writer", "secret": WRITE_SECRET, "scope": "write"},
+            ]
+        },
+    }
+    document.update(overrides)
+    return Settings(**document)
+
+
+def queue_names(settings: Settings) -> dict[str, str]:
+    """high/default/low -> this test's queue name."""
+    return {name.rsplit("-", 1)[1]: name for name in settings.queues}
+
+
+@contextlib.contextmanager
+def temporary_queues(settings: Settings) -> Iterator[None]:
+    """Declare the settings' queues on the broker; delete them (not the shared DLQ) after."""
+    url = settings.broker.url.get_secret_value()
+    with Connection(url) as connection:
+        declare_topology(connection, settings)
+    try:
+        yield
+    finally:
+        with Connection(url) as connection:
+            channel = connection.channel()
+            for queue in topology(settings):
+                if queue.name in settings.queues:
+                    channel.queue_delete(queue=queue.name)
+            channel.close()
+
+
+@pytest.fixture
+def api_settings(store_url: str, broker_url: str) -> Iterator[Settings]:
+    settings = make_settings(store_url, broker_url)
+    with temporary_queues(settings):
+        yield settings
+
+
+@pytest.fixture
+def api_app(api_settings: Settings) -> Iterator[Flask]:
+    app = create_app(api_settings)
+    app.config["TESTING"] = True
+    try:
+        yield app
+    finally:
+        services(app).close()
+
+
+def services(app: Flask) -> Periodic:
+    found = app.extensions[PERIODIC]
+    assert isinstance(found, Periodic)
+    return found
+
+
+@pytest.fixture
+def client(api_app: Flask) -> FlaskClient:
+    return api_app.test_client()
