@@ -1,0 +1,212 @@
+"""The schedulers under test, each set up the way its users would, with N entries.
+
+Every contender gets its own Celery app on the benchmark broker, one durable queue, and N entries
+of the heartbeat task, either all due now (W1 burst) or none due for hours (W2 idle). Entries
+are written with each contender's bulk path where it has one, so setup time is not measured.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.schedules import schedule as every
+from kombu import Exchange, Queue
+from pydantic import SecretStr
+from redbeat.decoder import RedBeatJSONEncoder
+from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
+from redis import Redis
+
+from project.celeryapp import create_celery
+from scheduling.settings import (
+    AppSettings,
+    BeatSettings,
+    BrokerSettings,
+    QueueSettings,
+    ScheduleEntry,
+    Settings,
+)
+from scheduling.store import Store
+
+HEARTBEAT = "project.tasks.heartbeat.heartbeat"
+HOUR = timedelta(hours=1)
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@dataclass(frozen=True)
+class Env:
+    broker_url: str
+    workdir: Path
+    queue: str
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    scheduler: str
+    populate: Callable[[Env, int, bool, str], None]
+    """Write N entries (due now or not) for run `tag`, before the measured process starts."""
+    app: Callable[[Env, int, bool, str], Celery]
+    """The Celery app of run `tag` (in the measured process)."""
+
+
+def floor_hour(now: datetime) -> datetime:
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
+# --- Periodic ------------------------------------------------------------------------
+
+
+def periodic_url(env: Env, tag: str) -> str:
+    return f"sqlite:///{env.workdir / f'periodic-{tag}.db'}"
+
+
+def periodic_populate(env: Env, n: int, due: bool, tag: str) -> None:
+    now = datetime.now(UTC)
+    definition = ScheduleEntry(task=HEARTBEAT, every=HOUR, catchup="latest", queue=env.queue)
+    first = floor_hour(now) if due else floor_hour(now) + 24 * HOUR
+    with Store.open(periodic_url(env, tag)) as store:
+        store.bulk_create_entries([(f"bench-{i:06d}", definition, first) for i in range(n)])
+
+
+def periodic_distinct_populate(env: Env, n: int, due: bool, tag: str) -> None:
+    """Every entry with a definition of its own (no shared parse): Periodic's worst start-up."""
+    now = datetime.now(UTC)
+    first = floor_hour(now) if due else floor_hour(now) + 24 * HOUR
+    rows = [
+        (
+            f"bench-{i:06d}",
+            ScheduleEntry(task=HEARTBEAT, every=HOUR, queue=env.queue, description=f"entry {i}"),
+            first,
+        )
+        for i in range(n)
+    ]
+    with Store.open(periodic_url(env, tag)) as store:
+        store.bulk_create_entries(rows)
+
+
+def periodic_app(env: Env, n: int, due: bool, tag: str) -> Celery:
+    settings = Settings(
+        app=AppSettings(database_url=SecretStr(periodic_url(env, tag))),
+        broker=BrokerSettings(url=SecretStr(env.broker_url)),
+        queues={env.queue: QueueSettings(default=True)},
+        beat=BeatSettings(scheduler="database"),
+        schedule={},
+    )
+    return create_celery(settings)
+
+
+# --- stock Celery apps (PersistentScheduler, RedBeat) --------------------------------
+
+
+def stock_app(env: Env, tag: str) -> Celery:
+    app = Celery(f"bench-{tag}", broker=env.broker_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=env.queue,
+        task_queues=[Queue(env.queue, Exchange(env.queue, "direct"), env.queue, durable=True)],
+        beat_schedule_filename=str(env.workdir / f"celerybeat-{tag}"),
+        task_ignore_result=True,
+    )
+    return app
+
+
+def persistent_populate(env: Env, n: int, due: bool, tag: str) -> None:
+    """Stock Beat reads its schedule from configuration: nothing to write beforehand."""
+
+
+def persistent_app(env: Env, n: int, due: bool, tag: str) -> Celery:
+    app = stock_app(env, tag)
+    last_run = datetime.now(UTC) - (2 * HOUR if due else timedelta(0))
+    app.conf.beat_schedule = {
+        f"bench-{i:06d}": {
+            "task": HEARTBEAT,
+            "schedule": every(HOUR),
+            "options": {"queue": env.queue},
+            "last_run_at": last_run,
+        }
+        for i in range(n)
+    }
+    return app
+
+
+def redbeat_prefix(tag: str) -> str:
+    return f"periodic-bench-{tag}:"
+
+
+def redbeat_app(env: Env, n: int, due: bool, tag: str) -> Celery:
+    app = stock_app(env, tag)
+    app.conf.update(redbeat_redis_url=REDIS_URL, redbeat_key_prefix=redbeat_prefix(tag))
+    return app
+
+
+def redbeat_populate(env: Env, n: int, due: bool, tag: str) -> None:
+    """RedBeat's own `save()`, batched in pipelines of 1000 (one round trip each)."""
+    app = redbeat_app(env, n, due, tag)
+    ensure_conf(app)
+    client = get_redis(app)
+    last_run = datetime.now(UTC) - (2 * HOUR if due else timedelta(0))
+    schedule_key = app.redbeat_conf.schedule_key
+    for start in range(0, n, 1000):
+        with client.pipeline() as pipe:
+            for i in range(start, min(n, start + 1000)):
+                entry = RedBeatSchedulerEntry(
+                    f"bench-{i:06d}", HEARTBEAT, every(HOUR), options={"queue": env.queue}, app=app
+                )
+                entry.last_run_at = last_run
+                definition: dict[str, Any] = {
+                    "name": entry.name,
+                    "task": entry.task,
+                    "args": entry.args,
+                    "kwargs": entry.kwargs,
+                    "options": entry.options,
+                    "schedule": entry.schedule,
+                    "enabled": True,
+                }
+                meta = {"last_run_at": last_run}
+                pipe.hset(entry.key, "definition", json.dumps(definition, cls=RedBeatJSONEncoder))
+                pipe.hset(entry.key, "meta", json.dumps(meta, cls=RedBeatJSONEncoder))
+                pipe.zadd(schedule_key, {entry.key: entry.score})
+            pipe.execute()
+
+
+def redbeat_cleanup(tag: str) -> None:
+    client = Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=redbeat_prefix(tag) + "*", count=5000))
+    for start in range(0, len(keys), 5000):
+        client.delete(*keys[start : start + 5000])
+    client.close()
+
+
+CONTENDERS = {
+    "periodic": Contender(
+        "Periodic DatabaseScheduler",
+        "scheduling.scheduler:DatabaseScheduler",
+        periodic_populate,
+        periodic_app,
+    ),
+    "periodic-distinct": Contender(
+        "Periodic, every definition distinct",
+        "scheduling.scheduler:DatabaseScheduler",
+        periodic_distinct_populate,
+        periodic_app,
+    ),
+    "persistent": Contender(
+        "celery PersistentScheduler",
+        "celery.beat:PersistentScheduler",
+        persistent_populate,
+        persistent_app,
+    ),
+    "redbeat": Contender(
+        "RedBeat", "redbeat.schedulers:RedBeatScheduler", redbeat_populate, redbeat_app
+    ),
+}
+
+
+def new_tag() -> str:
+    return uuid.uuid4().hex[:8]

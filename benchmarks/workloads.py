@@ -1,0 +1,238 @@
+"""The workloads W0-W3 of the beat benchmark, each returning plain dicts of figures.
+
+W0  ceilings: raw kombu publish with confirms off and with a confirm wait per message, Celery's
+    ``send_task`` through one held producer (what Beat does), and Periodic's pipelined
+    `ConfirmedPublisher`.
+W1  burst: N entries all due at once, driven through Celery Beat's own `Service` loop, until all
+    N messages are in the queue.
+W2  idle: start-up time, CPU per idle tick and RSS growth with N entries none of which is due;
+    one fresh process per contender and size (`python -m benchmarks.idle`).
+W3  propagation: from a store write (a new entry due now) to its first message in the queue,
+    with a running beat holding 0 or N other entries; samples spread over the loop's sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.beat import Service
+from kombu import Connection, Exchange, Producer, Queue
+
+from benchmarks.contenders import (
+    CONTENDERS,
+    HEARTBEAT,
+    HOUR,
+    Env,
+    floor_hour,
+    new_tag,
+    redbeat_cleanup,
+)
+from scheduling.broker import queue_status
+from scheduling.publisher import ConfirmedPublisher, OutgoingRun
+from scheduling.settings import ScheduleEntry
+from scheduling.store import Store
+
+
+def fresh_queue(broker_url: str, prefix: str, declare: bool = True) -> str:
+    """A new queue name; declared here unless the contender declares its own topology."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    if not declare:
+        return name
+    with Connection(broker_url) as connection:
+        Queue(name, Exchange(name, "direct"), name, durable=True).bind(connection).declare()
+    return name
+
+
+def delete_queue(broker_url: str, name: str) -> None:
+    with Connection(broker_url) as connection:
+        connection.default_channel.queue_delete(name)
+
+
+def depth(connection: Connection, queue: str) -> int:
+    return queue_status(connection, queue).messages
+
+
+# --- W0 --------------------------------------------------------------------------------
+
+
+def w0_ceilings(broker_url: str, n: int) -> dict[str, float]:
+    results: dict[str, float] = {}
+    body = [[], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    for label, confirm in (
+        ("kombu publish, confirms off", False),
+        ("kombu publish, confirm per message", True),
+    ):
+        queue = fresh_queue(broker_url, "w0")
+        with Connection(broker_url, transport_options={"confirm_publish": confirm}) as conn:
+            producer = Producer(conn.channel(), exchange=Exchange(queue, "direct"))
+            started = time.perf_counter()
+            for _ in range(n):
+                producer.publish(body, routing_key=queue, serializer="json", delivery_mode=2)
+            if not confirm:
+                while depth(conn, queue) < n:
+                    time.sleep(0.005)
+            results[label] = n / (time.perf_counter() - started)
+        delete_queue(broker_url, queue)
+
+    queue = fresh_queue(broker_url, "w0")
+    app = Celery("w0", broker=broker_url, set_as_current=False)
+    app.conf.task_default_queue = queue
+    with app.connection_for_write() as conn:
+        producer = app.amqp.Producer(conn, auto_declare=False)
+        started = time.perf_counter()
+        for _ in range(n):
+            app.send_task(HEARTBEAT, producer=producer, queue=queue)
+        while depth(conn, queue) < n:
+            time.sleep(0.005)
+        results["send_task, one held producer (Beat's path)"] = n / (time.perf_counter() - started)
+    delete_queue(broker_url, queue)
+
+    queue = fresh_queue(broker_url, "w0")
+    publisher = ConfirmedPublisher(broker_url, exchange=queue)
+    slot = datetime.now(UTC)
+    runs = [
+        OutgoingRun(str(uuid.uuid4()), HEARTBEAT, [], {}, queue, f"e{i}", slot) for i in range(n)
+    ]
+    publisher.publish(runs[:10])
+    started = time.perf_counter()
+    publisher.publish(runs[10:])
+    results["Periodic ConfirmedPublisher, pipelined confirms"] = (n - 10) / (
+        time.perf_counter() - started
+    )
+    publisher.close()
+    delete_queue(broker_url, queue)
+    return results
+
+
+# --- W1 --------------------------------------------------------------------------------
+
+
+def run_service(app: Celery, scheduler: str, workdir: Path) -> tuple[Service, threading.Thread]:
+    service = Service(app, scheduler_cls=scheduler, schedule_filename=str(workdir / "sched"))
+    thread = threading.Thread(target=service.start, daemon=True)
+    thread.start()
+    return service, thread
+
+
+def w1_burst(broker_url: str, workdir: Path, key: str, n: int, cap: float) -> dict[str, Any]:
+    contender = CONTENDERS[key]
+    queue = fresh_queue(broker_url, "w1", declare=key != "periodic")
+    tag = new_tag()
+    env = Env(broker_url, workdir, queue)
+    contender.populate(env, n, True, tag)
+    app = contender.app(env, n, True, tag)
+    started = time.perf_counter()
+    service, thread = run_service(app, contender.scheduler, workdir)
+    first: float | None = None
+    count = 0
+    with Connection(broker_url) as conn:
+        while True:
+            count = depth(conn, queue)
+            now = time.perf_counter()
+            if count and first is None:
+                first = now
+            if count >= n or now - started > cap:
+                break
+            time.sleep(0.01)
+    done = time.perf_counter()
+    service.stop()
+    thread.join(60)
+    delete_queue(broker_url, queue)
+    if key == "redbeat":
+        redbeat_cleanup(tag)
+    window = done - (first or started)
+    return {
+        "contender": contender.name,
+        "entries": n,
+        "messages": count,
+        "complete": count >= n,
+        "msgs_per_s": count / (done - started),
+        "first_to_last_msgs_per_s": count / window if window > 0 else 0.0,
+        "first_message_s": (first or done) - started,
+        "total_s": done - started,
+    }
+
+
+# --- W2 --------------------------------------------------------------------------------
+
+
+def w2_idle(broker_url: str, workdir: Path, key: str, n: int, ticks: int) -> dict[str, Any]:
+    contender = CONTENDERS[key]
+    tag = new_tag()
+    env = Env(broker_url, workdir, "w2-unused")
+    contender.populate(env, n, False, tag)
+    argv = [sys.executable, "-m", "benchmarks.idle", key, str(n), str(workdir), broker_url, tag]
+    argv.append(str(ticks))
+    try:
+        out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=900)
+    finally:
+        if key == "redbeat":
+            redbeat_cleanup(tag)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["contender"] = contender.name
+    return result
+
+
+# --- W3 --------------------------------------------------------------------------------
+
+
+def w3_propagation(broker_url: str, workdir: Path, n: int, samples: int) -> dict[str, Any]:
+    contender = CONTENDERS["periodic"]
+    queue = fresh_queue(broker_url, "w3", declare=False)
+    tag = new_tag()
+    env = Env(broker_url, workdir, queue)
+    contender.populate(env, n, False, tag)
+    app = contender.app(env, n, False, tag)
+    service, thread = run_service(app, contender.scheduler, workdir)
+    latencies: list[float] = []
+    url = app.conf["periodic_settings"].app.database_url.get_secret_value()
+    with Store.open(url) as store, Connection(broker_url) as conn:
+        channel = conn.channel()
+        wait_until_leading(store)
+        for index in range(samples):
+            time.sleep(random.uniform(0.0, 1.2))  # spread over the beat loop's sleep
+            name = f"w3-{index}"
+            definition = ScheduleEntry(task=HEARTBEAT, every=HOUR, catchup="latest", queue=queue)
+            started = time.perf_counter()
+            store.create_entry(name, definition, next_run_at=floor_hour(datetime.now(UTC)))
+            while True:
+                message = channel.basic_get(queue, no_ack=True)
+                if message is not None and message.headers.get("periodic_entry") == name:
+                    latencies.append(time.perf_counter() - started)
+                    break
+                if time.perf_counter() - started > 30:
+                    raise RuntimeError(f"W3: no message for {name} within 30 s")
+                if message is None:
+                    time.sleep(0.002)
+    service.stop()
+    thread.join(60)
+    delete_queue(broker_url, queue)
+    ordered = sorted(latencies)
+    return {
+        "entries": n,
+        "samples": len(ordered),
+        "median_s": statistics.median(ordered),
+        "p99_s": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
+        "max_s": ordered[-1],
+        "latencies": ordered,
+    }
+
+
+def wait_until_leading(store: Store, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(status.role == "leader" for status in store.beats()):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("W3: the beat never became leader")

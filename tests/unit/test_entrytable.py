@@ -1,0 +1,85 @@
+"""Beat's in-memory schedule: loaded once, kept current from changed rows only."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from scheduling.entrytable import EntryTable
+from scheduling.settings import ScheduleEntry, Settings
+from scheduling.slots import jitter_offset
+from scheduling.store import EntryRecord
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+EVERY_MINUTE = ScheduleEntry(task="project.tasks.heartbeat.heartbeat", every=timedelta(minutes=1))
+
+
+def record(name: str, next_run_at: datetime | None, **changes: object) -> EntryRecord:
+    base = EntryRecord(
+        name=name,
+        owner="api",
+        definition=EVERY_MINUTE,
+        paused=False,
+        next_run_at=next_run_at,
+        last_slot=None,
+        run_count=0,
+        version=1,
+        change_seq=1,
+        created_at=T0,
+        updated_at=T0,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_load_schedules_only_active_entries_with_a_next_run() -> None:
+    table = EntryTable(Settings())
+    table.load(
+        [
+            record("a", T0),
+            record("paused", T0, paused=True),
+            record("exhausted", None),
+            record("b", T0 + timedelta(minutes=1)),
+        ]
+    )
+    assert len(table) == 4
+    assert [r.name for r in table.pop_due(T0, 100)] == ["a"]
+    assert table.next_due() == T0 + timedelta(minutes=1)
+
+
+def test_changed_rows_move_entries_and_resumes_are_reported() -> None:
+    table = EntryTable(Settings())
+    table.load([record("a", T0), record("b", T0, paused=True)])
+    resumed = table.apply([record("b", T0, paused=False), record("a", T0 + timedelta(hours=1))], [])
+    assert [r.name for r in resumed] == ["b"]
+    assert [r.name for r in table.pop_due(T0, 100)] == ["b"]
+    table.apply([], ["a"])
+    assert table.next_due() is None
+    assert "a" not in table.records
+
+
+def test_advance_and_retry_later() -> None:
+    table = EntryTable(Settings())
+    table.load([record("a", T0)])
+    (due,) = table.pop_due(T0, 100)
+    table.retry_later([due.name])
+    assert table.next_due() == T0
+    table.pop_due(T0, 100)
+    table.advance("a", T0 + timedelta(minutes=1), dispatched=1)
+    assert table.records["a"].run_count == 1
+    assert table.next_due() == T0 + timedelta(minutes=1)
+
+
+def test_jitter_delays_the_heap_time() -> None:
+    jittered = EVERY_MINUTE.model_copy(update={"jitter": timedelta(seconds=30)})
+    table = EntryTable(Settings())
+    table.load([record("j", T0, definition=jittered)])
+    assert table.next_due() == T0 + jitter_offset("j", T0, timedelta(seconds=30))
+
+
+def test_an_entry_that_cannot_resolve_is_reported_not_raised() -> None:
+    table = EntryTable(Settings())
+    orphan = EVERY_MINUTE.model_copy(update={"queue": "gone"})
+    rec = record("orphan", T0, definition=orphan)
+    table.load([rec])
+    assert table.shape(rec) is None
+    assert table.shape(record("a", T0)) is not None
