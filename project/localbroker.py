@@ -70,6 +70,7 @@ from types import TracebackType
 from typing import Final, Self
 
 from project.errors import BrokerNodeError
+from project.sessions import session_members
 
 __all__ = [
     "RABBITMQ_BIN_DIR",
@@ -210,25 +211,6 @@ def _tcp_connects(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _session_members(session_ids: set[int]) -> set[int]:
-    """PIDs of all live (non-zombie) processes whose session id is in ``session_ids`` (Linux)."""
-    members: set[int] = set()
-    if not session_ids:
-        return members
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after "(comm)": state ppid pgrp session ...
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[3]) in session_ids:
-            members.add(int(entry.name))
-    return members
-
-
 def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
     """True when ``proc`` has exited; does *not* reap it (see :func:`_wait_exited`)."""
     return _wait_exited(proc, 0.0)
@@ -261,7 +243,7 @@ def _kill_session(session_id: int) -> None:
     """SIGKILL the process group ``session_id`` and any session member in another group."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(session_id, signal.SIGKILL)
-    for pid in _session_members({session_id}):
+    for pid in session_members({session_id}):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
 
@@ -283,9 +265,9 @@ def _shutdown(proc: subprocess.Popen[bytes] | None, timeout: float, graceful: bo
             _wait_exited(proc, timeout)
         deadline = time.monotonic() + 10.0
         _kill_session(session_id)
-        while not _wait_exited(proc, 0.0) or _session_members({session_id}):
+        while not _wait_exited(proc, 0.0) or session_members({session_id}):
             if time.monotonic() >= deadline:
-                left = sorted(_session_members({session_id}))
+                left = sorted(session_members({session_id}))
                 msg = f"processes {left} of session {session_id} survive SIGKILL"
                 raise BrokerNodeError(msg)
             time.sleep(_POLL_INTERVAL)
@@ -349,7 +331,7 @@ class LocalRabbitNode:
             for proc in (self._server, self._epmd)
             if proc is not None and proc.returncode is None  # unreaped: PID still ours
         }
-        return _session_members(sessions)
+        return session_members(sessions)
 
     # ------------------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 60.0) -> None:

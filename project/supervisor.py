@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
-__all__ = ["Child", "ChildSpec", "Supervisor", "session_members"]
+from project.sessions import session_members
+
+__all__ = ["Child", "ChildSpec", "Supervisor"]
 
 _POLL: Final = 0.1
 _COLOURS: Final = ("36", "32", "33", "35", "34", "96", "92", "93", "95", "94")
@@ -82,24 +84,6 @@ def _describe_returncode(code: int) -> str:
         return f"signal {-code} ({signal.Signals(-code).name})"
     except ValueError:
         return f"signal {-code}"
-
-
-def session_members(session_ids: set[int]) -> set[int]:
-    """PIDs of live (non-zombie) processes whose session id is in ``session_ids`` (Linux /proc)."""
-    members: set[int] = set()
-    if not session_ids:
-        return members
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # state ppid pgrp session ...
-        if fields[0] != "Z" and int(fields[3]) in session_ids:
-            members.add(int(entry.name))
-    return members
 
 
 def _die_with_parent() -> None:
