@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from project.cli import schedule
+from scheduling.compiler import compile_entries
+from scheduling.loading import load_settings
 
 ROOT = Path(__file__).parents[2]
 HEARTBEAT = "project.tasks.heartbeat.heartbeat"
@@ -125,3 +127,34 @@ def test_real_flask_cli_reports_a_broken_file_without_a_traceback(tmp_path: Path
     assert result.returncode == 1, result.stderr
     assert "schedule.x.bogus: unknown key" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_next_shows_exactly_what_the_library_computes(
+    write_settings: Callable[[str], Path],
+) -> None:
+    """`schedule next` is a view of the time core, not a second implementation."""
+    path = write_settings(
+        f'[schedule.fold]\ntask = "{HEARTBEAT}"\ncron = "*/20 * * * *"\n'
+        'timezone = "America/New_York"\n'
+        f'[schedule.gap]\ntask = "{HEARTBEAT}"\ncron = "30 2 * * *"\ntimezone = "Europe/Berlin"\n'
+        f'[schedule.anchored]\ntask = "{HEARTBEAT}"\nevery = "7m"\n'
+        "start = 2026-03-01T00:03:00Z\n"
+    )
+    settings = load_settings(path)
+    after = datetime(2026, 3, 8, 5, 0, tzinfo=UTC)  # New York springs forward at 07:00Z
+    for compiled in compile_entries(settings):
+        code, out, _ = run(
+            "next",
+            compiled.name,
+            "-n",
+            "12",
+            "--after",
+            after.isoformat(),
+            "--settings",
+            str(path),
+            "--json",
+        )
+        assert code == 0
+        shown = [datetime.fromisoformat(t) for t in json.loads(out)]
+        assert shown == compiled.timetable.fire_times(after, 12)
+        assert all(t.tzinfo is not None and t.utcoffset() is not None for t in shown)
