@@ -5,8 +5,8 @@ W0  ceilings: raw kombu publish with confirms off and with a confirm wait per me
     `ConfirmedPublisher`.
 W1  burst: N entries all due at once, driven through Celery Beat's own `Service` loop, until all
     N messages are in the queue.
-W2  idle: start-up time, CPU per idle tick and RSS growth with N entries none of which is due;
-    one fresh process per contender and size (`python -m benchmarks.idle`).
+W2  idle: start-up time, CPU per idle tick, ticks per idle second and RSS growth with N entries
+    none of which is due; one fresh process per contender and size (`python -m benchmarks.idle`).
 W3  propagation: from a store write (a new entry due now) to its first message in the queue,
     with a running beat holding 0 or N other entries; samples spread over the loop's sleep.
 """
@@ -195,6 +195,7 @@ def w3_propagation(broker_url: str, workdir: Path, n: int, samples: int) -> dict
     contender.populate(env, n, False, tag)
     app = contender.app(env, n, False, tag)
     service, thread = run_service(app, contender.scheduler, workdir)
+    scheduler: Any = service.scheduler  # a DatabaseScheduler
     latencies: list[float] = []
     url = app.conf["periodic_settings"].app.database_url.get_secret_value()
     with Store.open(url) as store, Connection(broker_url) as conn:
@@ -221,6 +222,8 @@ def w3_propagation(broker_url: str, workdir: Path, n: int, samples: int) -> dict
     ordered = sorted(latencies)
     return {
         "entries": n,
+        "sync_interval_s": scheduler.sync_interval,
+        "poll_s": scheduler.poll_interval,
         "samples": len(ordered),
         "median_s": statistics.median(ordered),
         "p99_s": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],

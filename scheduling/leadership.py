@@ -10,6 +10,10 @@ store refuses it once another beat has taken over (`LeaseLost`). A beat whose re
 stops treating itself as leader as soon as its lease may have expired, and steps down for good
 when the store says it is gone. Stepping down is normal operation: the beat keeps running as a
 standby and may lead again later.
+
+The same thread reports this beat's status (`on_round`, after every round): liveness belongs
+with the lease timer, which runs whatever the scheduler's loop is doing, and keeps a store write
+out of the tick.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -41,10 +46,18 @@ class LeaseStore(Protocol):
 class Leadership:
     """This beat's view of the lease; `token` is the fencing token while it leads."""
 
-    def __init__(self, store: LeaseStore, holder: str, ttl: timedelta) -> None:
+    def __init__(
+        self,
+        store: LeaseStore,
+        holder: str,
+        ttl: timedelta,
+        on_round: Callable[[bool], None] | None = None,
+    ) -> None:
         self.store = store
         self.holder = holder
         self.ttl = ttl
+        self.on_round = on_round
+        """Called from the lease thread after each round with whether this beat now leads."""
         self.generation = 0
         """Grows each time this beat becomes leader (so the scheduler can rebuild and republish)."""
         self._lock = threading.Lock()
@@ -53,6 +66,7 @@ class Leadership:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._outage = Outage("store (lease)", logger)
+        self._report_outage = Outage("store (beat status)", logger)
 
     @property
     def token(self) -> int | None:
@@ -67,7 +81,10 @@ class Leadership:
         return self.token is not None
 
     def start(self) -> None:
-        """Try once now (a lone beat leads from its first tick), then keep trying in a thread."""
+        """Try once now (a lone beat leads from its first tick), then keep trying in a thread.
+
+        The thread reports that first round at once, so the status appears as soon as beat runs.
+        """
         delay = self.run_round()
         self._thread = threading.Thread(
             target=self._run, args=(delay,), name="periodic-lease", daemon=True
@@ -96,8 +113,25 @@ class Leadership:
             logger.warning("stepping down (%s); continuing as standby", reason)
 
     def _run(self, delay: float) -> None:
+        self._report()
         while not self._stop.wait(delay):
             delay = self.run_round()
+            if not self._stop.is_set():
+                self._report()
+
+    def _report(self) -> None:
+        """Hand the round's outcome to `on_round`; a store fault there is logged, never raised."""
+        if self.on_round is None:
+            return
+        try:
+            self.on_round(self.leading)
+        except StoreError as error:
+            self._report_outage.failed(error)
+            return
+        except Exception:
+            logger.exception("beat status report failed; the lease timer carries on")
+            return
+        self._report_outage.succeeded()
 
     def run_round(self) -> float:
         """One renewal or take-over attempt; returns the seconds until the next one."""

@@ -7,8 +7,12 @@ every slot twice. Here the schedule lives in the store and beat keeps only a cac
   with a non-zero exit), config-owned entries are synced into the store, and the leader loads
   every entry into an in-memory heap keyed on the next send time (`EntryTable`);
 * each tick looks at the top of that heap, so an idle tick costs the same at 100 and 100,000
-  entries; once per `beat.sync_interval` one cheap read of the store's change sequence tells
-  whether anything changed, and only the changed rows are loaded;
+  entries;
+* `beat.sync_interval` is a bound, not a period: a change made through the API or the file
+  reaches the leader *within* it. So beat reads the store's change sequence (one cheap read, well
+  under a millisecond) every sync_interval / `CHANGE_POLLS`, and the poll period plus loading
+  the changed rows and dispatching what became due stays inside the bound; only the changed
+  rows are loaded, never the table. The settings file is stat'ed at the same pace;
 * due slots are claimed in the store before they are published with publisher confirms and
   marked dispatched afterwards (`Dispatcher`: the outbox), so each slot is sent exactly once by
   whichever beat holds the lease (`Leadership`), and a claim whose publish never got confirmed
@@ -16,7 +20,11 @@ every slot twice. Here the schedule lives in the store and beat keeps only a cac
 * settings.toml is watched (`SettingsWatcher`); a good edit is synced into the store and reaches
   the heap through the same change feed, a bad one is logged and changes nothing;
 * a broker or database outage never stops beat: it backs off (0.5 s doubling to 10 s), logs once
-  per state change (`Outage`), and afterwards dispatches per each entry's catch-up policy.
+  per state change (`Outage`), and afterwards dispatches per each entry's catch-up policy;
+* the beat's status row (role, time of its last completed tick, dispatch lag) is written by the
+  lease thread after each lease round (every lease_ttl / 3), not by the tick: an idle tick does
+  no store write, and a tick loop that hangs shows as a `last_tick` that stops moving while the
+  status keeps coming.
 
 Settings come from the Celery app (``app.conf["periodic_settings"]``, read once); the settings
 file path from ``app.conf["periodic_settings_source"]`` ("settings" when built in code: nothing
@@ -63,7 +71,8 @@ BURST_LIMIT = 20_000
 """Entries handled per tick; a larger burst continues on the next tick, without sleeping."""
 SWEEP_INTERVAL = 30.0
 """How often the leader looks for old unconfirmed claims (e.g. a "run now" whose sender died)."""
-STATUS_INTERVAL = 1.0
+CHANGE_POLLS = 4
+"""Change-sequence reads per sync_interval: the poll period leaves 3/4 of the bound to process."""
 _PROCESS_TAG = secrets.token_hex(3)
 """Tells apart two beats that reuse a PID on one host; shared by every scheduler in a process."""
 
@@ -75,6 +84,7 @@ class DatabaseScheduler(Scheduler):
         self.settings: Settings = app.conf[SETTINGS_KEY]
         self.source = str(app.conf.get(SOURCE_KEY) or "settings")
         self.sync_interval: float = float(self.settings.beat.sync_interval.total_seconds())
+        self.poll_interval = self.sync_interval / CHANGE_POLLS
         self.beat_id = f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TAG}"
         self.table = EntryTable(self.settings)
         self.publisher = ConfirmedPublisher.from_settings(self.settings.broker)
@@ -88,15 +98,17 @@ class DatabaseScheduler(Scheduler):
         self._seq = 0
         self._led_generation = 0
         self._next_check = 0.0
-        self._next_status = 0.0
         self._next_sweep = 0.0
         self._republish = False
         self._more_due = False
         self._lag: float | None = None
+        self._progress: tuple[datetime, float | None] = (datetime.now(UTC), None)
+        """(end of the last completed tick, last dispatch lag): one tuple, so the lease thread
+        reads both at once without a lock."""
         self._closed = False
-        kwargs["max_interval"] = self.sync_interval
+        kwargs["max_interval"] = self.poll_interval
         super().__init__(app, *args, **kwargs)
-        self.max_interval = self.sync_interval  # type: ignore[assignment]  # Celery takes floats
+        self.max_interval = self.poll_interval  # type: ignore[assignment]  # Celery takes floats
 
     # --- Celery's interface -------------------------------------------------------------
 
@@ -115,12 +127,14 @@ class DatabaseScheduler(Scheduler):
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """One pass: changes, leadership, due slots. Returns the seconds to sleep."""
         if self._closed:
-            return self.sync_interval
+            return self.poll_interval
         try:
-            return self._tick()
+            delay = self._tick()
         except Exception:
             logger.exception("beat tick failed; continuing")
-            return self.sync_interval
+            delay = self.poll_interval
+        self._progress = (datetime.now(UTC), self._lag)
+        return delay
 
     def sync(self) -> None:
         """Nothing to flush: every decision is written to the store when it is made."""
@@ -192,7 +206,9 @@ class DatabaseScheduler(Scheduler):
                 raise
             logger.critical("%s", error)
             raise SystemExit(f"periodic: {error}") from None
-        self.leadership = Leadership(self.store, self.beat_id, self.settings.beat.lease_ttl)
+        self.leadership = Leadership(
+            self.store, self.beat_id, self.settings.beat.lease_ttl, self._report_status
+        )
         self.dispatcher = Dispatcher(
             self.store,
             self.publisher,
@@ -228,7 +244,6 @@ class DatabaseScheduler(Scheduler):
             token = self.leadership.token if self.leadership else None
             if token is not None:
                 self._lead(token, mono)
-            self._record_status(mono, token)
         except StoreError as error:
             self.store_outage.failed(error)
             return self._delay(mono, None)
@@ -246,12 +261,12 @@ class DatabaseScheduler(Scheduler):
             delay = min(delay, self.store_outage.wait())
         elif self.broker_outage.down:
             delay = min(delay, self.broker_outage.wait())
-        return max(0.0, min(delay, self.sync_interval))
+        return max(0.0, min(delay, self.poll_interval))
 
     def _watch_settings(self, mono: float) -> None:
         if mono < self._next_check:
             return
-        self._next_check = mono + self.sync_interval
+        self._next_check = mono + self.poll_interval
         if self.watcher is not None:
             changed = self.watcher.poll()
             if changed is not None:
@@ -369,17 +384,19 @@ class DatabaseScheduler(Scheduler):
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             logger.info("dispatched %d runs (%s), lag %.3fs", report.dispatched, shown, report.lag)
 
-    def _record_status(self, mono: float, token: int | None) -> None:
-        if mono < self._next_status or self.store is None:
+    def _report_status(self, leading: bool) -> None:
+        """Write this beat's status; called by `Leadership` from the lease thread."""
+        store = self.store
+        if store is None or self._closed:
             return
-        self._next_status = mono + STATUS_INTERVAL
-        self.store.record_beat(
+        last_tick, lag = self._progress
+        store.record_beat(
             BeatStatus(
                 beat_id=self.beat_id,
                 hostname=socket.gethostname(),
                 pid=os.getpid(),
-                role="leader" if token is not None else "standby",
-                last_tick=datetime.now(UTC),
-                lag=self._lag,
+                role="leader" if leading else "standby",
+                last_tick=last_tick,
+                lag=lag,
             )
         )

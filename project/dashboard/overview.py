@@ -87,7 +87,9 @@ def beat_panel(
         )
     live = lease is not None and lease.expires_at > now
     leader = next((b for b in beats if lease is not None and b.beat_id == lease.holder), None)
-    stale_after = 3 * settings.beat.lease_ttl.total_seconds()
+    # Each beat's lease thread reports every lease_ttl / 3 with the end of its last tick (ticks
+    # come at least every sync_interval / 4): stale means ~9 reports missed, however slow the loop.
+    stale_after = (3 * settings.beat.lease_ttl + settings.beat.sync_interval).total_seconds()
     standbys = [
         b for b in beats if b is not leader and (now - b.last_tick).total_seconds() <= stale_after
     ]

@@ -1,9 +1,12 @@
 """The lease timer: a lone beat leads at once, a standby takes over when the lease ends, a
-failing store makes the leader stand by once its lease may have expired, never crash."""
+failing store makes the leader stand by once its lease may have expired, never crash; the
+beat's status is reported from the lease thread after every round."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from scheduling.errors import StoreError
@@ -108,3 +111,47 @@ def test_step_down_stops_claims_until_the_lease_is_won_again() -> None:
     leader.run_round()
     leader.step_down("LeaseLost")
     assert leader.token is None
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_the_status_callback_runs_in_the_lease_thread_after_every_round() -> None:
+    store = FakeLeaseStore()
+    reports: list[tuple[str, bool]] = []
+    leader = Leadership(
+        store,
+        "a",
+        timedelta(seconds=0.3),
+        lambda leading: reports.append((threading.current_thread().name, leading)),
+    )
+    leader.start()
+    try:
+        wait_for(lambda: len(reports) >= 3)
+    finally:
+        leader.stop()
+    assert {name for name, _ in reports} == {"periodic-lease"}
+    assert all(leading for _, leading in reports)
+    assert store.lease is not None
+    assert store.lease.holder == ""  # stop() handed the lease back after the last report
+
+
+def test_a_failing_status_callback_never_stops_the_lease_timer() -> None:
+    store = FakeLeaseStore()
+    calls: list[bool] = []
+
+    def report(leading: bool) -> None:
+        calls.append(leading)
+        raise StoreError("database is locked")
+
+    leader = Leadership(store, "a", timedelta(seconds=0.3), report)
+    leader.start()
+    try:
+        wait_for(lambda: len(calls) >= 3)
+        assert leader.token == 1
+    finally:
+        leader.stop()

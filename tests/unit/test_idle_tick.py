@@ -1,0 +1,129 @@
+"""An idle beat tick reads the change sequence and writes nothing; the status comes from the
+lease thread (the tick used to write it, an fsync'd store write once a second)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from pydantic import SecretStr
+
+from project.celeryapp import create_celery
+from scheduling.scheduler import CHANGE_POLLS, DatabaseScheduler
+from scheduling.settings import (
+    AppSettings,
+    BeatSettings,
+    BrokerSettings,
+    QueueSettings,
+    ScheduleEntry,
+    Settings,
+)
+from scheduling.store import Store
+
+HEARTBEAT = "project.tasks.heartbeat.heartbeat"
+
+
+class CountingStore:
+    """The real store, counting each method called, per thread name."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._store, name)
+        if not callable(attribute):
+            return attribute
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.calls[(threading.current_thread().name, name)] += 1
+            return attribute(*args, **kwargs)
+
+        return counted
+
+    def made_by(self, thread: str) -> Counter[str]:
+        with self._lock:
+            return Counter({name: n for (who, name), n in self.calls.items() if who == thread})
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def idle_beat(tmp_path: Path) -> Iterator[tuple[DatabaseScheduler, CountingStore]]:
+    url = f"sqlite:///{tmp_path / 'periodic.db'}"
+    later = datetime.now(UTC) + timedelta(days=1)
+    definition = ScheduleEntry(task=HEARTBEAT, every=timedelta(hours=1), queue="default")
+    real = Store.open(url)
+    real.bulk_create_entries([(f"idle-{i}", definition, later) for i in range(50)])
+    settings = Settings(
+        app=AppSettings(database_url=SecretStr(url)),
+        # Nothing is due, so nothing is published; a closed port makes any attempt fail loudly.
+        broker=BrokerSettings(url=SecretStr("amqp://guest:guest@127.0.0.1:1//")),
+        queues={"default": QueueSettings(default=True)},
+        beat=BeatSettings(scheduler="database", lease_ttl=timedelta(seconds=1)),
+        schedule={},
+    )
+    scheduler = DatabaseScheduler(app=create_celery(settings), lazy=True)
+    store = CountingStore(real)
+    scheduler.store = cast(Store, store)
+    scheduler.setup_schedule()
+    try:
+        yield scheduler, store
+    finally:
+        scheduler.close()
+
+
+def test_an_idle_tick_reads_the_change_sequence_and_writes_nothing(
+    idle_beat: tuple[DatabaseScheduler, CountingStore],
+) -> None:
+    scheduler, store = idle_beat
+    main = threading.current_thread().name
+    store.reset()
+    scheduler.tick()  # take-over: loads the table once and looks for unconfirmed claims
+    assert scheduler.leadership is not None
+    assert scheduler.leadership.leading
+    assert len(scheduler.table) == 50
+    assert store.made_by(main) == Counter({"change_seq": 1, "all_entries": 1, "pending_runs": 1})
+    store.reset()
+    for _ in range(5):
+        scheduler._next_check = 0.0  # the change check, as every idle tick makes it
+        delay = scheduler.tick()
+        assert 0 < delay <= scheduler.sync_interval / CHANGE_POLLS
+    assert store.made_by(main) == Counter({"change_seq": 5})
+
+
+def test_the_status_reports_the_last_tick_from_the_lease_thread(
+    idle_beat: tuple[DatabaseScheduler, CountingStore],
+) -> None:
+    scheduler, store = idle_beat
+    before = datetime.now(UTC)
+    scheduler.tick()
+    ticked = scheduler._progress[0]
+    assert ticked >= before
+
+    def reported() -> bool:
+        return any(
+            b.beat_id == scheduler.beat_id and b.role == "leader" and b.last_tick == ticked
+            for b in store.beats()
+        )
+
+    wait_for(reported)
+    assert store.made_by("periodic-lease")["record_beat"] >= 1
+    assert store.made_by(threading.current_thread().name)["record_beat"] == 0
