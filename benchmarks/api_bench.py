@@ -382,11 +382,14 @@ NOTES = [
     "Design: async views run on one persistent event loop per gunicorn thread "
     "(`PeriodicFlask.async_to_sync`), and their blocking store and broker calls on one bounded "
     "pool per process (`run_blocking`), one hop per request; `/queues` asks about every queue "
-    "at once. `POST /run` is bound by the store, not by the view: each run is two write "
-    "transactions (claim, mark dispatched) around one confirmed publish, and SQLite serialises "
-    "writers and, with `synchronous=FULL` in WAL mode, syncs the log on every commit (about "
-    "4 ms per run in process on this machine). Reaching 1,500 runs/s needs PostgreSQL or "
-    "batched claims in the store (one transaction for the runs of concurrent requests).",
+    "at once. `POST /run` is group-committed: the run-now requests in flight in one process "
+    "join one batch (`project/run_batcher.py`, 1 ms linger), which claims every ledger row in "
+    "one SQLite transaction, publishes every message in one pipelined confirmed batch and marks "
+    "them dispatched in one transaction, instead of two serialised write transactions per "
+    "request; SQLite commits with `synchronous = NORMAL` (no log sync per commit; see the "
+    "store notes in the README). The async view awaits the batch's future on its loop; the "
+    "sync twin blocks on the same future. Both share the process's single batcher thread, so "
+    "with 4 server threads per worker a batch holds at most 4 runs.",
     "",
 ]
 

@@ -2,6 +2,8 @@
 
 The store and the broker clients open lazily, on first use, so an app builds (and `/healthz`
 answers) while the database or the broker is down, and `/readyz` can say which one is missing.
+Run-now requests go through one `Batcher` per process (group commit, see `project.run_batcher`),
+made in the process that uses it, so a gunicorn worker never inherits its master's thread.
 They are shared by all server threads of a process: the store is thread-safe (a SQLAlchemy engine
 with its pool); publishers and broker connections are not, so each is leased from a small pool
 for one call at a time. Everything is closed by `Periodic.close` (registered with atexit).
@@ -18,8 +20,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from amqp.exceptions import AMQPError
@@ -29,12 +33,13 @@ from kombu import Connection
 from kombu.exceptions import KombuError
 from kombu.utils.url import parse_url
 
-from project.operations import BrokerUnavailable, RoutedEntries
+from project.operations import BrokerUnavailable, RoutedEntries, RunOutcome, start_runs
+from project.run_batcher import Batcher
 from scheduling.broker import QueueStatus, queue_status
 from scheduling.errors import PublishError
 from scheduling.publisher import ConfirmedPublisher, OutgoingRun
 from scheduling.settings import Settings
-from scheduling.store import Store
+from scheduling.store import RunRecord, Store
 
 __all__ = ["PERIODIC", "BrokerReader", "Periodic", "PublisherPool", "periodic"]
 
@@ -190,6 +195,9 @@ class Periodic:
     _store: Store | None = field(default=None, init=False, repr=False)
     _publisher: PublisherPool | None = field(default=None, init=False, repr=False)
     _broker: BrokerReader | None = field(default=None, init=False, repr=False)
+    _run_batcher: tuple[int, Batcher[tuple[str, datetime], RunRecord]] | None = field(
+        default=None, init=False, repr=False
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def init_app(self, app: Flask) -> None:
@@ -221,12 +229,37 @@ class Periodic:
                 self._broker = BrokerReader(self.settings)
             return self._broker
 
+    def run_now(self, name: str) -> Future[RunRecord]:
+        """Start a run of `name` (see `operations.run_now`) in this process's next batch.
+
+        The future fails with the request's own error (`EntryNotFound`, `BrokerUnavailable`,
+        `StoreError`), exactly as `operations.run_now` would raise it.
+        """
+        return self.run_batcher.submit((name, datetime.now(UTC)))
+
+    @property
+    def run_batcher(self) -> Batcher[tuple[str, datetime], RunRecord]:
+        """This process's run-now batcher; a forked child makes its own."""
+        with self._lock:
+            current = self._run_batcher
+            if current is None or current[0] != os.getpid():
+                current = (os.getpid(), Batcher(self._start_runs, name="periodic-run-now"))
+                self._run_batcher = current
+            return current[1]
+
+    def _start_runs(self, requests: Sequence[tuple[str, datetime]]) -> list[RunOutcome]:
+        return start_runs(self.store, self.publisher, self.settings, requests)
+
     @property
     def registry(self) -> Any:
         """The task registry entries are validated against."""
         return self.celery.tasks
 
     def close(self) -> None:
+        with self._lock:
+            batcher, self._run_batcher = self._run_batcher, None
+        if batcher is not None and batcher[0] == os.getpid():
+            batcher[1].close()  # first: its last batch still needs the store and the publisher
         with self._lock:
             store, self._store = self._store, None
             publisher, self._publisher = self._publisher, None

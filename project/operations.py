@@ -24,10 +24,10 @@ from project.errors import ProjectError
 from scheduling.broker import QueueStatus
 from scheduling.compiler import CompiledEntry, compile_entry, expiry, resolve_queue
 from scheduling.errors import EntryNotFound, PublishError, StoreError
-from scheduling.publisher import OutgoingRun
+from scheduling.publisher import BatchPublishError, OutgoingRun
 from scheduling.registry import entry_task_problems
 from scheduling.settings import ENTRY_NAME, SCHEDULE_KINDS, ScheduleEntry, Settings
-from scheduling.store import EntryRecord, RunRecord, RunState, Store
+from scheduling.store import EntryRecord, ManualRun, RunRecord, RunState, Store
 
 __all__ = [
     "BrokerUnavailable",
@@ -37,6 +37,7 @@ __all__ = [
     "Publisher",
     "QueueView",
     "RoutedEntries",
+    "RunOutcome",
     "check_entry",
     "create_entry",
     "delete_entry",
@@ -51,6 +52,7 @@ __all__ = [
     "replace_entry",
     "resume_entry",
     "run_now",
+    "start_runs",
     "validation_problems",
 ]
 
@@ -232,6 +234,10 @@ def resume_entry(store: Store, settings: Settings, name: str, now: datetime) -> 
     return store.set_paused(name, False)
 
 
+RunOutcome = RunRecord | Exception
+"""What one run-now request of a batch came to: its run, or the error to raise for it."""
+
+
 def run_now(
     store: Store,
     publisher: Publisher,
@@ -246,53 +252,153 @@ def run_now(
     (so no beat republishes a run the caller was told did not start) and `BrokerUnavailable` is
     raised.
     """
+    (outcome,) = start_runs(store, publisher, settings, [(name, clock())], clock)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def start_runs(
+    store: Store,
+    publisher: Publisher,
+    settings: Settings,
+    requests: Sequence[tuple[str, datetime]],
+    clock: Clock = utc_now,
+) -> list[RunOutcome]:
+    """`run_now` for many (entry name, requested at) at once: the group commit of run-now.
+
+    One write transaction claims every row, one pipelined publish sends every message and
+    waits for all confirms, one write transaction marks the confirmed ones dispatched; so a
+    burst of requests costs three round trips, not three per request. Outcomes come back in
+    request order: an unknown entry is `EntryNotFound` for its requests only, a message the
+    broker did not confirm is `BrokerUnavailable` (its row revoked). A store that cannot claim
+    raises `StoreError` for the whole batch (nothing was written, nothing published).
+    """
+    outcomes: list[RunOutcome | None] = [None] * len(requests)
+    compiled: dict[str, CompiledEntry | Exception] = {}
+    definitions: dict[str, ScheduleEntry] = {}
+    for name, _ in requests:
+        if name not in compiled:
+            compiled[name] = _compiled_entry(store, settings, name, definitions)
+    claims: list[tuple[int, ManualRun]] = []
+    for index, (name, at) in enumerate(requests):
+        target = compiled[name]
+        if isinstance(target, EntryNotFound):
+            outcomes[index] = EntryNotFound(str(target))  # one instance per request
+        elif isinstance(target, Exception):
+            outcomes[index] = target
+        else:
+            claims.append((index, ManualRun(name, at, str(uuid.uuid4()), target.queue)))
+    claimed = {run.task_id: run for run in store.claim_manual_runs([c for _, c in claims])}
+    outgoing: list[OutgoingRun] = []
+    for index, claim in claims:
+        run = claimed.get(claim.task_id)
+        if run is None:  # deleted between the read and the claim
+            outcomes[index] = EntryNotFound(f"no schedule entry named {claim.entry!r}")
+            continue
+        target = compiled[claim.entry]
+        assert isinstance(target, CompiledEntry)
+        outgoing.append(_outgoing(target, definitions[claim.entry], run, claim.at))
+    confirmed, failure = _publish(publisher, outgoing)
+    unconfirmed = [run.task_id for run in outgoing if run.task_id not in confirmed]
+    if failure is not None:
+        _revoke_unpublished(store, unconfirmed, failure, clock())
+    confirmed_at = clock()
+    marked = bool(confirmed) and _mark_dispatched(store, sorted(confirmed), confirmed_at)
+    for index, claim in claims:
+        run = claimed.get(claim.task_id)
+        if run is None:
+            continue
+        if claim.task_id in confirmed:
+            outcomes[index] = (
+                dataclasses.replace(run, state=RunState.DISPATCHED, dispatched_at=confirmed_at)
+                if marked
+                else run
+            )
+        else:
+            error = BrokerUnavailable(
+                f"the broker did not confirm the run of {claim.entry!r}; nothing was started "
+                f"({failure})"
+            )
+            error.__cause__ = failure
+            outcomes[index] = error
+    settled: list[RunOutcome] = []
+    for outcome in outcomes:
+        assert outcome is not None, "every request of the batch has an outcome"
+        settled.append(outcome)
+    return settled
+
+
+def _compiled_entry(
+    store: Store, settings: Settings, name: str, definitions: dict[str, ScheduleEntry]
+) -> CompiledEntry | Exception:
+    """The entry compiled, or the error its requests answer with (a store error fails all)."""
     record = store.get_entry(name)
     if record is None:
-        raise EntryNotFound(f"no schedule entry named {name!r}")
-    compiled = compile_entry(name, record.definition, settings)
-    now = clock()
-    task_id = str(uuid.uuid4())
-    run = store.claim_manual_run(name, now, task_id, compiled.queue)
-    lifetime = expiry(record.definition, compiled.timetable)
-    outgoing = OutgoingRun(
-        task_id=task_id,
+        return EntryNotFound(f"no schedule entry named {name!r}")
+    definitions[name] = record.definition
+    try:
+        return compile_entry(name, record.definition, settings)
+    except (KeyError, ValueError) as error:  # a stored entry whose queue left the settings
+        return error
+
+
+def _outgoing(
+    compiled: CompiledEntry, definition: ScheduleEntry, run: RunRecord, now: datetime
+) -> OutgoingRun:
+    lifetime = expiry(definition, compiled.timetable)
+    return OutgoingRun(
+        task_id=run.task_id,
         task=compiled.task,
-        args=list(record.definition.args),
-        kwargs=dict(record.definition.kwargs),
+        args=list(definition.args),
+        kwargs=dict(definition.kwargs),
         queue=compiled.queue,
-        entry=name,
+        entry=run.entry,
         scheduled_for=run.scheduled_for,
         expires=now + lifetime if lifetime is not None else None,
         priority=compiled.options.get("priority"),
     )
+
+
+def _publish(
+    publisher: Publisher, outgoing: Sequence[OutgoingRun]
+) -> tuple[frozenset[str], PublishError | None]:
+    """The task ids the broker confirmed, and why the others were not (None: all were)."""
+    if not outgoing:
+        return frozenset(), None
     try:
-        publisher.publish([outgoing])
+        publisher.publish(outgoing)
+    except BatchPublishError as error:
+        return error.confirmed, error
     except PublishError as error:
-        _revoke_unpublished(store, task_id, error, clock())
-        raise BrokerUnavailable(
-            f"the broker did not confirm the run of {name!r}; nothing was started ({error})"
-        ) from error
-    confirmed_at = clock()
-    try:
-        store.mark_dispatched([task_id], confirmed_at)
-    except StoreError:
-        # The message is confirmed and will run; the worker moves the row on when it starts.
-        logger.warning("run %s of %s was published but not marked dispatched", task_id, name)
-        return run
-    return dataclasses.replace(run, state=RunState.DISPATCHED, dispatched_at=confirmed_at)
+        return frozenset(), error
+    return frozenset(run.task_id for run in outgoing), None
 
 
-def _revoke_unpublished(store: Store, task_id: str, error: PublishError, at: datetime) -> None:
+def _mark_dispatched(store: Store, task_ids: Sequence[str], at: datetime) -> bool:
     try:
-        store.record_run_finished(
-            task_id,
-            RunState.REVOKED,
-            at,
-            error_type=type(error).__name__,
-            error_message="the broker did not confirm the message",
-        )
+        store.mark_dispatched(task_ids, at)
     except StoreError:
-        logger.warning("could not mark unpublished run %s revoked", task_id)
+        # The messages are confirmed and will run; the worker moves the rows on when it starts.
+        logger.warning("%d confirmed run(s) could not be marked dispatched", len(task_ids))
+        return False
+    return True
+
+
+def _revoke_unpublished(
+    store: Store, task_ids: Sequence[str], error: PublishError, at: datetime
+) -> None:
+    for task_id in task_ids:
+        try:
+            store.record_run_finished(
+                task_id,
+                RunState.REVOKED,
+                at,
+                error_type=type(error).__name__,
+                error_message="the broker did not confirm the message",
+            )
+        except StoreError:
+            logger.warning("could not mark unpublished run %s revoked", task_id)
 
 
 # --- reads ----------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ from sqlalchemy.sql.expression import bindparam
 
 from scheduling.errors import EntryNotFound, LeaseLost, StoreError
 from scheduling.store.database import Database
-from scheduling.store.records import LEDGER_ONLY_STATES, RunRecord, RunState, SlotClaim
-from scheduling.store.rows import chunks, run_by_task_id
+from scheduling.store.records import LEDGER_ONLY_STATES, ManualRun, RunRecord, RunState, SlotClaim
+from scheduling.store.rows import RUN_COLUMNS, chunks, run_from_row
 from scheduling.store.schema import LEASE_NAME, UTCDateTime, entries, lease, runs, sqlite_text
 
 _MANUAL_SLOT_ATTEMPTS = 1000
+_MICROSECOND = timedelta(microseconds=1)
 _SQLITE_INSERT_RUN = (
     "INSERT OR IGNORE INTO periodic_runs "
     "(entry, scheduled_for, task_id, state, manual, queue, claimed_at, finished_at, retries) "
@@ -95,16 +96,19 @@ class SlotClaims:
         if now is not None and row.expires_at <= now:
             raise LeaseLost(f"the lease of beat {holder!r} expired at {row.expires_at.isoformat()}")
 
-    def _insert_runs(self, conn: Connection, params: Sequence[dict[str, Any]]) -> list[RunRecord]:
+    def _insert_runs(
+        self, conn: Connection, params: Sequence[dict[str, Any]], *, new_task_ids: bool = False
+    ) -> list[RunRecord]:
         """Insert what is not claimed yet; records of the inserted rows, in `params` order.
 
         Only (id, task_id) come back from the database: the rest is what was just written,
-        which keeps a 10k-slot claim free of per-column result processing.
+        which keeps a 10k-slot claim free of per-column result processing. `new_task_ids`:
+        the caller already looked the task ids up in this transaction (none is in the ledger).
         """
         if self._db.is_postgresql:
             ids = self._insert_runs_postgresql(conn, params)
         else:
-            ids = self._insert_runs_sqlite(conn, params)
+            ids = self._insert_runs_sqlite(conn, params, check_task_ids=not new_task_ids)
         inserted = []
         for values in params:
             row_id = ids.pop(values["task_id"], None)
@@ -126,13 +130,15 @@ class SlotClaims:
         return ids
 
     @staticmethod
-    def _insert_runs_sqlite(conn: Connection, params: Sequence[dict[str, Any]]) -> dict[str, int]:
+    def _insert_runs_sqlite(
+        conn: Connection, params: Sequence[dict[str, Any]], *, check_task_ids: bool = True
+    ) -> dict[str, int]:
         # The write transaction holds SQLite's write lock (BEGIN IMMEDIATE), so nobody else
         # inserts meanwhile: skip what exists, insert the rest with the driver's executemany
         # (several times faster than per-row statement processing), then read their ids.
         # INSERT OR IGNORE still drops a slot that exists under another task id.
         existing: set[str] = set()
-        for part in chunks([values["task_id"] for values in params]):
+        for part in chunks([values["task_id"] for values in params] if check_task_ids else []):
             existing.update(
                 conn.execute(select(runs.c.task_id).where(runs.c.task_id.in_(part))).scalars()
             )
@@ -287,26 +293,105 @@ class SlotClaims:
         Idempotent per task id. Two manual runs at the same instant are kept apart by a
         microsecond, since `at` is part of the slot key.
         """
+        claimed = self.claim_manual_runs([ManualRun(entry, at, task_id, queue)])
+        if not claimed:
+            raise EntryNotFound(f"entry {entry!r} does not exist")
+        return claimed[0]
+
+    def claim_manual_runs(self, requests: Sequence[ManualRun]) -> list[RunRecord]:
+        """PENDING rows for many "run now" requests in one write transaction (group commit).
+
+        The API gathers the run-now requests that arrive together and claims them here at once,
+        so a burst costs one commit instead of one per request. Each request behaves as
+        `claim_manual_run`: idempotent per task id (an existing row comes back as it is), and
+        runs of one entry at one instant are kept apart by a microsecond. Returns the rows in
+        request order; a request whose entry does not exist is left out (nothing is written
+        for it), so the caller can tell which ones to refuse.
+        """
+        if not requests:
+            return []
         with self._db.write() as conn:
-            found = conn.execute(
-                select(entries.c.name).where(entries.c.name == entry)
-            ).scalar_one_or_none()
-            if found is None:
-                raise EntryNotFound(f"entry {entry!r} does not exist")
+            known = self._existing_entries(conn, {request.entry for request in requests})
+            wanted = [request for request in requests if request.entry in known]
+            found = self._runs_by_task_id(conn, [request.task_id for request in wanted])
+            todo = list({r.task_id: r for r in wanted if r.task_id not in found}.values())
+            floors = {request.task_id: as_utc(request.at) for request in todo}
             claimed_at = datetime.now(UTC)
-            for attempt in range(_MANUAL_SLOT_ATTEMPTS):
-                existing = run_by_task_id(conn, task_id)
-                if existing is not None:
-                    return existing
-                claim = SlotClaim(
-                    entry=entry,
-                    scheduled_for=at + timedelta(microseconds=attempt),
-                    task_id=task_id,
-                    state=RunState.PENDING,
-                    queue=queue,
-                    manual=True,
+            for _ in range(_MANUAL_SLOT_ATTEMPTS):
+                if not todo:
+                    break
+                params = self._free_manual_slots(conn, todo, floors, claimed_at)
+                for run in self._insert_runs(conn, params, new_task_ids=True):
+                    found[run.task_id] = run
+                lost = [request for request in todo if request.task_id not in found]
+                if lost:
+                    # A concurrent writer (PostgreSQL) took the slot, or the task id itself:
+                    # the latter is this run; for the former try the next microsecond.
+                    found.update(self._runs_by_task_id(conn, [r.task_id for r in lost]))
+                    for request, values in zip(todo, params, strict=True):
+                        floors[request.task_id] = values["scheduled_for"] + _MICROSECOND
+                todo = [request for request in lost if request.task_id not in found]
+            if todo:
+                raise StoreError(
+                    f"cannot record a manual run of {todo[0].entry!r} at {todo[0].at.isoformat()}"
                 )
-                inserted = self._insert_runs(conn, [_claim_params(claim, claimed_at)])
-                if inserted:
-                    return inserted[0]
-        raise StoreError(f"cannot record a manual run of {entry!r} at {at.isoformat()}")
+        return [found[request.task_id] for request in requests if request.task_id in found]
+
+    @staticmethod
+    def _existing_entries(conn: Connection, names: set[str]) -> set[str]:
+        known: set[str] = set()
+        for part in chunks(sorted(names)):
+            known.update(
+                conn.execute(select(entries.c.name).where(entries.c.name.in_(part))).scalars()
+            )
+        return known
+
+    @staticmethod
+    def _runs_by_task_id(conn: Connection, task_ids: Sequence[str]) -> dict[str, RunRecord]:
+        found: dict[str, RunRecord] = {}
+        for part in chunks(sorted(set(task_ids))):
+            rows = conn.execute(select(*RUN_COLUMNS).where(runs.c.task_id.in_(part)))
+            found.update((run.task_id, run) for run in map(run_from_row, rows))
+        return found
+
+    @staticmethod
+    def _free_manual_slots(
+        conn: Connection,
+        todo: Sequence[ManualRun],
+        floors: Mapping[str, datetime],
+        claimed_at: datetime,
+    ) -> list[dict[str, Any]]:
+        """Insert parameters giving each request the first free manual slot at or after its floor.
+
+        The manual slots already taken near the requested instants are read once; requests of
+        one entry at one instant then take consecutive microseconds.
+        """
+        lowest = min(floors.values())
+        highest = max(floors.values()) + (len(todo) + _MANUAL_SLOT_ATTEMPTS) * _MICROSECOND
+        taken: set[tuple[str, datetime]] = set()
+        for part in chunks(sorted({request.entry for request in todo})):
+            rows = conn.execute(
+                select(runs.c.entry, runs.c.scheduled_for).where(
+                    runs.c.manual.is_(True),
+                    runs.c.entry.in_(part),
+                    runs.c.scheduled_for >= lowest,
+                    runs.c.scheduled_for <= highest,
+                )
+            )
+            taken.update((entry, scheduled_for) for entry, scheduled_for in rows)
+        params = []
+        for request in todo:
+            slot = floors[request.task_id]
+            while (request.entry, slot) in taken:
+                slot += _MICROSECOND
+            taken.add((request.entry, slot))
+            claim = SlotClaim(
+                entry=request.entry,
+                scheduled_for=slot,
+                task_id=request.task_id,
+                state=RunState.PENDING,
+                queue=request.queue,
+                manual=True,
+            )
+            params.append(_claim_params(claim, claimed_at))
+        return params

@@ -115,6 +115,16 @@ class SlotClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class ManualRun:
+    """A "run now" request to claim: the entry, when it was asked for, and its task id."""
+
+    entry: str
+    at: datetime
+    task_id: str
+    queue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SyncSummary:
     created: list[str]
     updated: list[str]
