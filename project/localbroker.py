@@ -545,9 +545,24 @@ class LocalRabbitNode:
         finally:
             _shutdown(self._epmd, timeout, graceful)  # the node is gone or beyond help
             self._epmd = None
+        self._await_ports_released(timeout)
         if self._atexit_registered:
             atexit.unregister(self._atexit_stop)
             self._atexit_registered = False
+
+    def _await_ports_released(self, timeout: float) -> None:
+        """Return once nothing listens on the node's ports any more.
+
+        A killed process can show as a zombie while its other threads are still exiting and
+        holding the listening socket; callers (restart on the same port, "the broker refuses
+        connections now") need the socket gone, not just the process.
+        """
+        ports = [p for p in (self._port, self._epmd_port) if p is not None]
+        deadline = time.monotonic() + timeout
+        while any(_tcp_connects(port, timeout=0.2) for port in ports):
+            if time.monotonic() > deadline:
+                raise BrokerNodeError(f"ports {ports} still accept connections after stopping")
+            time.sleep(0.02)
 
     def _register_atexit(self) -> None:
         # A safety net for an interpreter that exits without stopping the node (e.g. Ctrl-C).
