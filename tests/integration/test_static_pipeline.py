@@ -39,6 +39,7 @@ queue = "{high}"
 [schedule.routed-low]
 task = "project.tasks.heartbeat.heartbeat"
 every = "1s"
+expires = "never"  # nothing consumes low: keep the messages there to count them
 
 [routes]
 "project.tasks.heartbeat.*" = "{low}"
