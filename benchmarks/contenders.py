@@ -1,5 +1,7 @@
 """The schedulers under test, each set up the way its users would, with N entries.
 
+Periodic, stock `PersistentScheduler`, RedBeat and sqlalchemy-celery-beat (on SQLite).
+
 Every contender gets its own Celery app on the benchmark broker, one durable queue, and N entries
 of the heartbeat task, either all due now (W1 burst) or none due for hours (W2 idle). Entries
 are written with each contender's bulk path where it has one, so setup time is not measured.
@@ -22,6 +24,9 @@ from pydantic import SecretStr
 from redbeat.decoder import RedBeatJSONEncoder
 from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
 from redis import Redis
+from sqlalchemy import insert
+from sqlalchemy_celery_beat.models import IntervalSchedule, Period, PeriodicTask
+from sqlalchemy_celery_beat.session import SessionManager
 
 from project.celeryapp import create_celery
 from scheduling.settings import (
@@ -183,6 +188,53 @@ def redbeat_cleanup(tag: str) -> None:
     client.close()
 
 
+# --- sqlalchemy-celery-beat ------------------------------------------------------------
+
+
+def sqlalchemy_beat_url(env: Env, tag: str) -> str:
+    return f"sqlite:///{env.workdir / f'sqlalchemy-beat-{tag}.db'}"
+
+
+def sqlalchemy_beat_app(env: Env, n: int, due: bool, tag: str) -> Celery:
+    app = stock_app(env, tag)
+    app.conf.update(beat_dburi=sqlalchemy_beat_url(env, tag), result_expires=None)
+    return app
+
+
+def sqlalchemy_beat_populate(env: Env, n: int, due: bool, tag: str) -> None:
+    """Its own models: one interval row, then N task rows in one executemany (no ORM events)."""
+    engine, session_factory = SessionManager().create_session(sqlalchemy_beat_url(env, tag))
+    SessionManager().prepare_models(engine)
+    last_run = datetime.now(UTC) - (2 * HOUR if due else timedelta(0))
+    with session_factory() as session:
+        interval = IntervalSchedule(every=1, period=Period.HOURS)
+        session.add(interval)
+        session.commit()
+        rows = [
+            {
+                "name": f"bench-{i:06d}",
+                "task": HEARTBEAT,
+                "args": "[]",
+                "kwargs": "{}",
+                "queue": env.queue,
+                "headers": "{}",
+                "one_off": False,
+                "enabled": True,
+                "last_run_at": last_run,
+                "total_run_count": 0,
+                "date_changed": last_run,
+                "description": "",
+                "discriminator": interval.discriminator,
+                "schedule_id": interval.id,
+            }
+            for i in range(n)
+        ]
+        for start in range(0, n, 5000):
+            session.execute(insert(PeriodicTask), rows[start : start + 5000])
+        session.commit()
+    engine.dispose()
+
+
 CONTENDERS = {
     "periodic": Contender(
         "Periodic DatabaseScheduler",
@@ -204,6 +256,12 @@ CONTENDERS = {
     ),
     "redbeat": Contender(
         "RedBeat", "redbeat.schedulers:RedBeatScheduler", redbeat_populate, redbeat_app
+    ),
+    "sqlalchemy-beat": Contender(
+        "sqlalchemy-celery-beat (SQLite)",
+        "sqlalchemy_celery_beat.schedulers:DatabaseScheduler",
+        sqlalchemy_beat_populate,
+        sqlalchemy_beat_app,
     ),
 }
 

@@ -76,14 +76,14 @@ def main() -> None:
             results["w0"] = w0_ceilings(broker_url, burst)
             print(json.dumps(results["w0"], indent=1), flush=True)
             results["w1"] = []
-            for key in ("periodic", "redbeat", "persistent"):
+            for key in ("periodic", "redbeat", "persistent", "sqlalchemy-beat"):
                 print(f"W1 burst {key} ...", flush=True)
-                cap = 120.0 if key != "persistent" else stock_cap
+                cap = 120.0 if key in ("periodic", "redbeat") else stock_cap
                 results["w1"].append({"key": key, **w1_burst(broker_url, workdir, key, burst, cap)})
                 print(json.dumps(results["w1"][-1]), flush=True)
             results["w2"] = []
-            plan = [(key, size) for key in ("periodic", "redbeat", "persistent") for size in sizes]
-            plan.append(("periodic-distinct", sizes[-1]))
+            w2_keys = ("periodic", "periodic-distinct", "redbeat", "persistent", "sqlalchemy-beat")
+            plan = [(key, size) for key in w2_keys for size in sizes]
             for key, size in plan:
                 print(f"W2 idle {key} {size} ...", flush=True)
                 row = {"key": key, **w2_idle(broker_url, workdir, key, size, 20)}

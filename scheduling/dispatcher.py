@@ -183,8 +183,8 @@ class Dispatcher:
         return out
 
     def _jitter(self, run: OutgoingRun) -> timedelta:
-        record = self.table.records.get(run.entry)
-        return record.definition.jitter if record else _NO_JITTER
+        row = self.table.index.get(run.entry)
+        return row.jitter if row else _NO_JITTER
 
 
 def run_now(

@@ -152,9 +152,14 @@ class DatabaseScheduler(Scheduler):
         super().close()
 
     def get_schedule(self) -> dict[str, BeatEntry]:
-        """The active entries as Celery `ScheduleEntry` objects (built on demand, for display)."""
+        """The active entries as Celery `ScheduleEntry` objects (built on demand, for display).
+
+        Beat keeps no definitions in memory, so this reads the active entries' records.
+        """
         schedule: dict[str, BeatEntry] = {}
-        for record in self.table.records.values():
+        active = [name for name, row in self.table.index.items() if row.active]
+        records = self.store.get_entries(active) if self.store is not None else []
+        for record in records:
             shape = self.table.shape(record) if record.active else None
             if shape is None:
                 continue
@@ -199,6 +204,7 @@ class DatabaseScheduler(Scheduler):
     def _bootstrap(self, *, at_start: bool = False) -> None:
         if self.store is None:
             self.store = Store.open(self.settings.app.database_url.get_secret_value())
+        self.table.fetch = self.store.get_entries
         try:
             self._sync_settings(self.settings)
         except ConfigError as error:
@@ -341,7 +347,7 @@ class DatabaseScheduler(Scheduler):
         assert self.store is not None
         started = time.monotonic()
         self._seq = self.store.change_seq()
-        self.table.load(self.store.all_entries())
+        self.table.load(self.store.entry_index())
         self._republish = True
         logger.info(
             "leader: %d entries loaded in %.2fs", len(self.table), time.monotonic() - started

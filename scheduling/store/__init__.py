@@ -4,6 +4,7 @@ All SQL of the project lives in this package. Datetimes go in and come out as aw
 transient database faults raise `scheduling.errors.StoreError`, chained to their cause.
 """
 
+from scheduling.store.index import EntryIndexRow
 from scheduling.store.records import (
     FINISHED_STATES,
     LEDGER_ONLY_STATES,
@@ -26,6 +27,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "UNFINISHED_STATES",
     "BeatStatus",
+    "EntryIndexRow",
     "EntryRecord",
     "LeaseRecord",
     "ManualRun",

@@ -6,7 +6,7 @@ read) and loads only rows above the value it has seen, plus tombstones of delete
 Bumping the counter row-locks it until commit, so sequence order is commit order and a reader
 can never skip a change that commits late. Scheduling progress (claims, `set_next_run`) bumps
 a row's `version` but not the sequence: the leader knows its own progress, and a new leader
-reads it with `all_entries()` at take-over.
+reads it with `entry_index()` at take-over.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from scheduling.store.rows import (
     STREAM_BATCH,
     definition_json,
     entry_from_row,
+    jitter_us,
     records_from_rows,
 )
 from scheduling.store.schema import entries
@@ -127,6 +128,7 @@ class EntryOperations(ChangeFeed):
                     owner=owner,
                     definition=definition_json(definition),
                     enabled=definition.enabled,
+                    jitter_us=jitter_us(definition),
                     paused=False,
                     next_run_at=next_run_at,
                     last_slot=None,
@@ -154,6 +156,7 @@ class EntryOperations(ChangeFeed):
                 .values(
                     definition=definition_json(definition),
                     enabled=definition.enabled,
+                    jitter_us=jitter_us(definition),
                     next_run_at=next_run_at,
                     version=entries.c.version + 1,
                     change_seq=seq,

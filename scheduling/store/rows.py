@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 CHUNK = 2000
 """Rows per executemany batch / IN list: small enough for any driver's parameter limit."""
 STREAM_BATCH = 5000
+_MICROSECOND = timedelta(microseconds=1)
 
 ENTRY_COLUMNS = (
     entries.c.name,
@@ -42,6 +44,11 @@ ENTRY_COLUMNS = (
 def definition_json(definition: ScheduleEntry) -> str:
     """Compact, deterministic JSON of a definition: what is stored and compared on sync."""
     return definition.model_dump_json(exclude_defaults=True)
+
+
+def jitter_us(definition: ScheduleEntry) -> int:
+    """The `jitter_us` column: the definition's jitter in whole microseconds."""
+    return definition.jitter // _MICROSECOND
 
 
 @lru_cache(maxsize=65_536)

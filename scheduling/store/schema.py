@@ -11,9 +11,10 @@ Steps are frozen once released: a later schema change is a new step, never an ed
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -29,17 +30,22 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     insert,
+    inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 from scheduling.errors import StoreError
+from scheduling.settings import ScheduleEntry
 
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 NAME_LENGTH = 200
 _ADVISORY_LOCK_KEY = 0x5045_5249_4F44  # "PERIOD": serializes migrations across processes
 _SQLITE_DIALECT = sqlite.dialect()
@@ -152,6 +158,9 @@ entries = Table(
     Column("definition", Text, nullable=False),
     Column("enabled", Boolean, nullable=False),
     Column("paused", Boolean, nullable=False, default=False),
+    # Derived from the definition on every write (v2), so beat can build its due index from
+    # plain columns without parsing a definition per entry.
+    Column("jitter_us", BigInteger, nullable=False, default=0, server_default=text("0")),
     Column("next_run_at", UTCDateTime, nullable=True),
     Column("last_slot", UTCDateTime, nullable=True),
     Column("run_count", Integer, nullable=False, default=0),
@@ -248,7 +257,41 @@ def _create_v1(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _create_v1),)
+def _add_jitter_v2(conn: Connection) -> None:
+    """Add `jitter_us` (v1 stores) and back-fill it from each stored definition.
+
+    The v1 step builds tables from the current metadata, so on a fresh database the column is
+    already there; only a store created by an earlier release gets the ALTER. Definitions are
+    stored without their defaults, so only rows whose JSON names a jitter need parsing.
+    """
+    found = {column["name"] for column in inspect(conn).get_columns(entries.name)}
+    if "jitter_us" not in found:
+        conn.execute(
+            text(f"ALTER TABLE {entries.name} ADD COLUMN jitter_us BIGINT NOT NULL DEFAULT 0")
+        )
+    rows = conn.execute(
+        select(entries.c.name, entries.c.definition).where(entries.c.definition.like('%"jitter"%'))
+    ).all()
+    params = []
+    for name, definition in rows:
+        try:
+            jitter = ScheduleEntry.model_validate_json(definition).jitter
+        except ValidationError:
+            continue  # beat skips such a row anyway, and logs it when it falls due
+        params.append({"b_name": name, "b_jitter_us": jitter // _MICROSECOND})
+    if params:
+        conn.execute(
+            update(entries)
+            .where(entries.c.name == bindparam("b_name"))
+            .values(jitter_us=bindparam("b_jitter_us")),
+            params,
+        )
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _create_v1),
+    (2, _add_jitter_v2),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

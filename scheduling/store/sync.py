@@ -17,7 +17,7 @@ from scheduling.errors import ConfigError
 from scheduling.settings import ScheduleEntry
 from scheduling.store.changes import ChangeFeed, bump_change_seq
 from scheduling.store.records import Owner, SyncSummary
-from scheduling.store.rows import chunks, definition_json
+from scheduling.store.rows import chunks, definition_json, jitter_us
 from scheduling.store.schema import entries
 
 
@@ -77,7 +77,13 @@ class ConfigSync(ChangeFeed):
                 self._update_definitions(
                     conn,
                     [
-                        (name, wanted[name], entries_in[name].enabled, next_runs.get(name))
+                        (
+                            name,
+                            wanted[name],
+                            entries_in[name].enabled,
+                            jitter_us(entries_in[name]),
+                            next_runs.get(name),
+                        )
                         for name in updated
                     ],
                     first_seq=first + len(created),
@@ -144,6 +150,7 @@ class ConfigSync(ChangeFeed):
                     "owner": owner,
                     "definition": text,
                     "enabled": definition.enabled,
+                    "jitter_us": jitter_us(definition),
                     "paused": False,
                     "next_run_at": next_run_at,
                     "last_slot": None,
@@ -161,7 +168,7 @@ class ConfigSync(ChangeFeed):
     def _update_definitions(
         self,
         conn: Connection,
-        rows: Sequence[tuple[str, str, bool, datetime | None]],
+        rows: Sequence[tuple[str, str, bool, int, datetime | None]],
         *,
         first_seq: int,
         now: datetime,
@@ -174,6 +181,7 @@ class ConfigSync(ChangeFeed):
             .values(
                 definition=bindparam("b_definition"),
                 enabled=bindparam("b_enabled"),
+                jitter_us=bindparam("b_jitter_us"),
                 next_run_at=bindparam("b_next_run_at"),
                 version=entries.c.version + 1,
                 change_seq=bindparam("b_change_seq"),
@@ -185,11 +193,12 @@ class ConfigSync(ChangeFeed):
                 "b_name": name,
                 "b_definition": text,
                 "b_enabled": enabled,
+                "b_jitter_us": jitter,
                 "b_next_run_at": next_run_at,
                 "b_change_seq": first_seq + offset,
                 "b_updated_at": now,
             }
-            for offset, (name, text, enabled, next_run_at) in enumerate(rows)
+            for offset, (name, text, enabled, jitter, next_run_at) in enumerate(rows)
         ]
         for part in chunks(params):
             conn.execute(statement, list(part))

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from scheduling import entrytable
 from scheduling.entrytable import EntryTable
+from scheduling.errors import StoreError
 from scheduling.settings import ScheduleEntry, Settings
 from scheduling.slots import jitter_offset
-from scheduling.store import EntryRecord
+from scheduling.store import EntryIndexRow, EntryRecord
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 EVERY_MINUTE = ScheduleEntry(task="project.tasks.heartbeat.heartbeat", every=timedelta(minutes=1))
@@ -83,3 +87,74 @@ def test_an_entry_that_cannot_resolve_is_reported_not_raised() -> None:
     table.load([rec])
     assert table.shape(rec) is None
     assert table.shape(record("a", T0)) is not None
+
+
+def index_row(name: str, next_run_at: datetime | None, active: bool = True) -> EntryIndexRow:
+    return EntryIndexRow(name, next_run_at, active, timedelta(0), 1)
+
+
+class FakeStore:
+    """Full records by name, counting fetches, as `Store.get_entries` hands them out."""
+
+    def __init__(self, *records: EntryRecord) -> None:
+        self.rows = {r.name: r for r in records}
+        self.fetches: list[list[str]] = []
+        self.failing = False
+
+    def get_entries(self, names: list[str]) -> list[EntryRecord]:
+        if self.failing:
+            raise StoreError("store down")
+        self.fetches.append(list(names))
+        return [self.rows[name] for name in names if name in self.rows]
+
+
+def test_index_rows_load_without_records_and_due_ones_are_fetched_in_one_batch() -> None:
+    store = FakeStore(record("a", T0), record("b", T0), record("later", T0 + timedelta(hours=1)))
+    table = EntryTable(Settings(), store.get_entries)
+    table.load(
+        [
+            index_row("a", T0),
+            index_row("b", T0),
+            index_row("paused", T0, active=False),
+            index_row("later", T0 + timedelta(hours=1)),
+        ]
+    )
+    assert len(table) == 4
+    assert table.records == {}
+
+    assert [r.name for r in table.pop_due(T0, 100)] == ["a", "b"]
+    assert store.fetches == [["a", "b"]]
+    table.advance("a", T0 + timedelta(minutes=1), dispatched=1)
+    assert table.records["a"].run_count == 1
+    assert table.pop_due(T0 + timedelta(minutes=1), 100)[0].next_run_at == T0 + timedelta(minutes=1)
+    assert store.fetches == [["a", "b"]]  # cached since
+
+
+def test_a_failed_fetch_puts_the_due_entries_back() -> None:
+    store = FakeStore(record("a", T0))
+    table = EntryTable(Settings(), store.get_entries)
+    table.load([index_row("a", T0)])
+    store.failing = True
+    with pytest.raises(StoreError):
+        table.pop_due(T0, 100)
+    assert table.next_due() == T0
+    store.failing = False
+    assert [r.name for r in table.pop_due(T0, 100)] == ["a"]
+
+
+def test_an_entry_the_store_no_longer_returns_is_dropped() -> None:
+    table = EntryTable(Settings(), FakeStore().get_entries)
+    table.load([index_row("gone", T0)])
+    assert table.pop_due(T0, 100) == []
+    assert table.next_due() is None
+
+
+def test_the_record_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(entrytable, "RECORD_CACHE", 3)
+    names = [f"e{i}" for i in range(5)]
+    store = FakeStore(*(record(name, T0) for name in names))
+    table = EntryTable(Settings(), store.get_entries)
+    table.load([index_row(name, T0) for name in names])
+    assert len(table.pop_due(T0, 100)) == 5
+    assert list(table.records) == ["e2", "e3", "e4"]
+    assert len(table) == 5

@@ -96,11 +96,11 @@ def test_an_idle_tick_reads_the_change_sequence_and_writes_nothing(
     scheduler, store = idle_beat
     main = threading.current_thread().name
     store.reset()
-    scheduler.tick()  # take-over: loads the table once and looks for unconfirmed claims
+    scheduler.tick()  # take-over: loads the due index once and looks for unconfirmed claims
     assert scheduler.leadership is not None
     assert scheduler.leadership.leading
     assert len(scheduler.table) == 50
-    assert store.made_by(main) == Counter({"change_seq": 1, "all_entries": 1, "pending_runs": 1})
+    assert store.made_by(main) == Counter({"change_seq": 1, "entry_index": 1, "pending_runs": 1})
     store.reset()
     for _ in range(5):
         scheduler._next_check = 0.0  # the change check, as every idle tick makes it
