@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 from flask import (
     Blueprint,
@@ -261,37 +263,42 @@ def _may_act() -> ResponseReturnValue | None:
 
 @dashboard.post("/entries/<name>/pause")
 async def pause(name: str) -> ResponseReturnValue:
-    refused = _may_act()
-    if refused is not None:
-        return refused
     services = periodic()
-    try:
-        await run_blocking(operations.pause_entry, services.store, name)
-    except EntryNotFound:
-        flash(f"There is no entry named {name!r} any more.", "error")
-    except StoreError:
-        flash(f"{name} was not paused: the store cannot be reached. Try again shortly.", "error")
-    else:
-        logger.info("dashboard: %s paused %s", _user().name, name)
-        flash(f"Paused {name}: beat dispatches no new runs until you resume it.", "ok")
-    return _back()
+    return await _change_entry(
+        name,
+        partial(operations.pause_entry, services.store, name),
+        verb="paused",
+        done=f"Paused {name}: beat dispatches no new runs until you resume it.",
+    )
 
 
 @dashboard.post("/entries/<name>/resume")
 async def resume(name: str) -> ResponseReturnValue:
+    services = periodic()
+    return await _change_entry(
+        name,
+        partial(operations.resume_entry, services.store, services.settings, name, _now()),
+        verb="resumed",
+        done=f"Resumed {name}: it runs again from its next slot (missed slots are skipped).",
+    )
+
+
+async def _change_entry(
+    name: str, change: Callable[[], object], *, verb: str, done: str
+) -> ResponseReturnValue:
+    """Pause or resume for a write session, with a message a person can act on either way."""
     refused = _may_act()
     if refused is not None:
         return refused
-    services = periodic()
     try:
-        await run_blocking(operations.resume_entry, services.store, services.settings, name, _now())
+        await run_blocking(change)
     except EntryNotFound:
         flash(f"There is no entry named {name!r} any more.", "error")
     except StoreError:
-        flash(f"{name} was not resumed: the store cannot be reached. Try again shortly.", "error")
+        flash(f"{name} was not {verb}: the store cannot be reached. Try again shortly.", "error")
     else:
-        logger.info("dashboard: %s resumed %s", _user().name, name)
-        flash(f"Resumed {name}: it runs again from its next slot (missed slots are skipped).", "ok")
+        logger.info("dashboard: %s %s %s", _user().name, verb, name)
+        flash(done, "ok")
     return _back()
 
 

@@ -53,7 +53,7 @@ def jitter_us(definition: ScheduleEntry) -> int:
 
 @lru_cache(maxsize=65_536)
 def parse_definition(text: str) -> ScheduleEntry:
-    """Parse stored JSON once per distinct text; many entries share a definition shape."""
+    """A stored definition, validated by the same model as a `[schedule.<name>]` table."""
     return ScheduleEntry.model_validate_json(text)
 
 
