@@ -80,6 +80,11 @@ class Leadership:
     def leading(self) -> bool:
         return self.token is not None
 
+    @property
+    def store_failing(self) -> bool:
+        """True while this thread's last lease write failed (the store is not back yet)."""
+        return self._outage.down
+
     def start(self) -> None:
         """Try once now (a lone beat leads from its first tick), then keep trying in a thread.
 

@@ -253,7 +253,10 @@ class DatabaseScheduler(Scheduler):
         except StoreError as error:
             self.store_outage.failed(error)
             return self._delay(mono, None)
-        self.store_outage.succeeded()
+        if self.leadership is None or not self.leadership.store_failing:
+            # A tick that only read proves little (SQLite readers pass a held write lock):
+            # the store is back once the lease thread's writes go through as well.
+            self.store_outage.succeeded()
         leading = self.leadership is not None and self.leadership.leading
         return self._delay(mono, self.table.next_due() if leading else None)
 
@@ -263,10 +266,9 @@ class DatabaseScheduler(Scheduler):
         delay = self._next_check - mono
         if next_due is not None:
             delay = min(delay, (next_due - datetime.now(UTC)).total_seconds())
-        if self.store_outage.down:
-            delay = min(delay, self.store_outage.wait())
-        elif self.broker_outage.down:
-            delay = min(delay, self.broker_outage.wait())
+        outage = self.store_outage if self.store_outage.down else self.broker_outage
+        if outage.down and not outage.ready():
+            delay = min(delay, outage.wait())
         return max(0.0, min(delay, self.poll_interval))
 
     def _watch_settings(self, mono: float) -> None:
