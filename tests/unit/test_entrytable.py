@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from scheduling import entrytable
 from scheduling.entrytable import EntryTable
 from scheduling.errors import StoreError
-from scheduling.settings import ScheduleEntry, Settings
+from scheduling.settings import Settings
 from scheduling.slots import jitter_offset
 from scheduling.store import EntryIndexRow, EntryRecord
+from tests.records import EVERY_MINUTE, entry_record
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-EVERY_MINUTE = ScheduleEntry(task="project.tasks.heartbeat.heartbeat", every=timedelta(minutes=1))
 
 
-def record(name: str, next_run_at: datetime | None, **changes: object) -> EntryRecord:
-    base = EntryRecord(
-        name=name,
-        owner="api",
-        definition=EVERY_MINUTE,
-        paused=False,
-        next_run_at=next_run_at,
-        last_slot=None,
-        run_count=0,
-        version=1,
-        change_seq=1,
-        created_at=T0,
-        updated_at=T0,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
+def record(name: str, next_run_at: datetime | None, **changes: Any) -> EntryRecord:
+    return entry_record(name, next_run_at=next_run_at, **changes)
 
 
 def test_load_schedules_only_active_entries_with_a_next_run() -> None:

@@ -9,6 +9,7 @@ from scheduling.settings import ScheduleEntry, Settings
 from scheduling.slotplan import entry_shape, plan_due_entry, send_time
 from scheduling.slots import jitter_offset, slot_task_id
 from scheduling.store import EntryRecord, RunState
+from tests.records import entry_record
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SETTINGS = Settings()
@@ -16,19 +17,7 @@ SETTINGS = Settings()
 
 def record(next_run_at: datetime | None, run_count: int = 0, **fields: Any) -> EntryRecord:
     definition = ScheduleEntry(task="project.tasks.heartbeat.heartbeat", **fields)
-    return EntryRecord(
-        name="job",
-        owner="api",
-        definition=definition,
-        paused=False,
-        next_run_at=next_run_at,
-        last_slot=None,
-        run_count=run_count,
-        version=1,
-        change_seq=1,
-        created_at=T0,
-        updated_at=T0,
-    )
+    return entry_record("job", definition, next_run_at, run_count=run_count)
 
 
 def plan(rec: EntryRecord, now: datetime, max_catchup: int = 100, unfinished: bool = False):  # type: ignore[no-untyped-def]

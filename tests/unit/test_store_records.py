@@ -17,25 +17,14 @@ from scheduling.store import (
     RunState,
     SyncSummary,
 )
+from tests.records import entry_record
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 PING = ScheduleEntry(task="project.tasks.heartbeat.heartbeat", every="1m")
 
 
 def entry(definition: ScheduleEntry = PING, *, paused: bool = False) -> EntryRecord:
-    return EntryRecord(
-        name="ping",
-        owner="api",
-        definition=definition,
-        paused=paused,
-        next_run_at=T0,
-        last_slot=None,
-        run_count=0,
-        version=1,
-        change_seq=1,
-        created_at=T0,
-        updated_at=T0,
-    )
+    return entry_record("ping", definition, T0, paused=paused)
 
 
 def run(state: RunState) -> RunRecord:
