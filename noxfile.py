@@ -73,7 +73,7 @@ def serve(session: nox.Session) -> None:
     session.run(
         "python",
         "-m",
-        "project.serve",
+        "project.devtools.serve",
         *session.posargs,
         interrupt_timeout=90.0,
         terminate_timeout=30.0,

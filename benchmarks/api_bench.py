@@ -36,16 +36,16 @@ from typing import Any
 from flask import Blueprint, Flask
 from kombu import Connection
 
-from project import operations
-from project.api.auth import authenticate, known_tokens
-from project.api.problems import install_problem_handlers
-from project.api.schedules import load_view
-from project.api.schemas import queue_body
 from project.app import create_app
-from project.extension import periodic
-from project.localbroker import LocalRabbitNode
-from scheduling.broker import declare_topology, queue_status
-from scheduling.settings import ScheduleEntry
+from project.devtools.localbroker import LocalRabbitNode
+from scheduling.broker.topology import declare_topology, queue_status
+from scheduling.config.settings import ScheduleEntry
+from scheduling.flask.api.auth import authenticate, known_tokens
+from scheduling.flask.api.problems import install_problem_handlers
+from scheduling.flask.api.schedules import load_view
+from scheduling.flask.api.schemas import queue_body
+from scheduling.flask.services import current_services
+from scheduling.operations import entries as operations
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token-0123456789abcdef"  # noqa: S105 - a throwaway app's token
@@ -85,27 +85,27 @@ def bench_app() -> Flask:
 
     @twins.before_request
     def require_token() -> None:
-        authenticate(known_tokens(periodic().settings.api.tokens))
+        authenticate(known_tokens(current_services().settings.api.tokens))
 
     @twins.get("/schedules/<name>")
     def get_schedule(name: str) -> dict[str, Any]:
-        return load_view(periodic(), name)
+        return load_view(current_services(), name)
 
     @twins.post("/schedules/<name>/run")
     def run_schedule(name: str) -> tuple[dict[str, str], int]:
-        run = periodic().run_now(name).result()  # the same batcher, waited on by the thread
+        run = current_services().run_now(name).result()  # the same batcher, waited on by the thread
         return {"task_id": run.task_id, "run": f"/api/v1/runs/{run.task_id}"}, 202
 
     @twins.post("/schedules/<name>/run-unbatched")
     def run_schedule_unbatched(name: str) -> tuple[dict[str, str], int]:
         """The reference: one claim and one mark transaction per request (no group commit)."""
-        services = periodic()
+        services = current_services()
         run = operations.run_now(services.store, services.publisher, services.settings, name)
         return {"task_id": run.task_id, "run": f"/api/v1/runs/{run.task_id}"}, 202
 
     @twins.get("/queues")
     def list_queues() -> dict[str, Any]:
-        services = periodic()
+        services = current_services()
         statuses = {name: services.broker.queue_status(name) for name in services.settings.queues}
         routed = services.routed.counts(services.store, services.settings)
         views = operations.queue_views(services.settings, statuses, routed)
@@ -262,7 +262,7 @@ def run(
             seed = create_app()
             services = periodic_of(seed)
             entry = ScheduleEntry.model_validate(
-                {"task": "project.tasks.heartbeat.heartbeat", "every": "1h"}
+                {"task": "scheduling.tasks.heartbeat.heartbeat", "every": "1h"}
             )
             services.store.create_entry(ENTRY, entry, next_run_at=datetime.now(UTC))
             with Connection(broker_url) as connection:

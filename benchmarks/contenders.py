@@ -28,8 +28,8 @@ from sqlalchemy import insert
 from sqlalchemy_celery_beat.models import IntervalSchedule, Period, PeriodicTask
 from sqlalchemy_celery_beat.session import SessionManager
 
-from project.celeryapp import create_celery
-from scheduling.settings import (
+from scheduling.celery.app import create_celery
+from scheduling.config.settings import (
     AppSettings,
     BeatSettings,
     BrokerSettings,
@@ -39,7 +39,7 @@ from scheduling.settings import (
 )
 from scheduling.store import Store
 
-HEARTBEAT = "project.tasks.heartbeat.heartbeat"
+HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
 HOUR = timedelta(hours=1)
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -238,13 +238,13 @@ def sqlalchemy_beat_populate(env: Env, n: int, due: bool, tag: str) -> None:
 CONTENDERS = {
     "periodic": Contender(
         "Periodic DatabaseScheduler",
-        "scheduling.scheduler:DatabaseScheduler",
+        "scheduling.beat.scheduler:DatabaseScheduler",
         periodic_populate,
         periodic_app,
     ),
     "periodic-distinct": Contender(
         "Periodic, every definition distinct",
-        "scheduling.scheduler:DatabaseScheduler",
+        "scheduling.beat.scheduler:DatabaseScheduler",
         periodic_distinct_populate,
         periodic_app,
     ),

@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks.report import write_report
 from benchmarks.workloads import w0_ceilings, w1_burst, w2_idle, w3_propagation
-from project.localbroker import LocalRabbitNode
+from project.devtools.localbroker import LocalRabbitNode
 
 ROOT = Path(__file__).resolve().parents[1]
 

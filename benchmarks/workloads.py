@@ -38,9 +38,9 @@ from benchmarks.contenders import (
     new_tag,
     redbeat_cleanup,
 )
-from scheduling.broker import queue_status
-from scheduling.publisher import ConfirmedPublisher, OutgoingRun
-from scheduling.settings import ScheduleEntry
+from scheduling.broker.publisher import ConfirmedPublisher, OutgoingRun
+from scheduling.broker.topology import queue_status
+from scheduling.config.settings import ScheduleEntry
 from scheduling.store import Store
 
 

@@ -1,35 +1,31 @@
-"""The Flask application factory.
+"""The reference service's Flask application factory.
 
-Run with ``flask --app project.app run`` or ``gunicorn 'project.app:create_app()'``.
+Run with ``flask --app project.app run`` or ``gunicorn 'project.app:create_app()'``. It is built
+only on `scheduling`'s public API, the way a team builds its own: a Flask app with the
+`Periodic` extension mounted at the root.
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
-from project.api import api
-from project.asyncio_bridge import PeriodicFlask
-from project.celeryapp import create_celery
-from project.dashboard import init_dashboard
-from project.extension import PERIODIC, Periodic
-from project.health import health
-from scheduling.loading import load_settings, settings_path
-from scheduling.settings import Settings
+from scheduling import ConfigError, Settings
+from scheduling.flask import Periodic
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the web app; settings are read from the file only when none are given."""
-    source = "settings"
-    if settings is None:
-        path = settings_path()
-        settings, source = load_settings(path), str(path)
-    app = PeriodicFlask("project")
-    app.config["JSON_SORT_KEYS"] = False
-    Periodic(settings, create_celery(settings, source)).init_app(app)
-    app.register_blueprint(health)
-    app.register_blueprint(api)
-    init_dashboard(app, settings)
+    """Build the web app; settings are read from the file only when none are given.
+
+    An unusable settings file stops the process with every problem listed (exit 1), for the
+    server and for ``flask --app project.app …`` commands alike.
+    """
+    app = Flask("project")
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's own switch
+    try:
+        Periodic(app, settings=settings, url_prefix="")
+    except ConfigError as error:
+        raise SystemExit(f"periodic: {error}") from None
     return app
 
 
-__all__ = ["PERIODIC", "create_app"]
+__all__ = ["create_app"]

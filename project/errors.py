@@ -14,11 +14,13 @@ class ProjectError(Exception):
 
 
 class BrokerNodeError(ProjectError):
-    """A throwaway local RabbitMQ node (see :mod:`project.localbroker`) failed to start or stop.
+    """A throwaway local RabbitMQ node (see :mod:`project.devtools.localbroker`) failed to start
+    or stop.
 
     The message carries the tail of the node's log so the cause is visible in a test report.
     """
 
 
 class ServeError(ProjectError):
-    """``python -m project.serve`` cannot bring the stack up; the message says what to do."""
+    """``python -m project.devtools.serve`` cannot bring the stack up; the message says what to
+    do."""

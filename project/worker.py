@@ -4,7 +4,7 @@ The one module-level Celery object. Settings are read when Celery first needs th
 file named by ``PERIODIC_SETTINGS`` (default ``./settings.toml``), not at import.
 """
 
-from project.celeryapp import create_celery
+from scheduling.celery import create_celery
 
 celery_app = create_celery()
 

@@ -4,8 +4,9 @@ It never imports `project`; anything app-specific (the Celery app, the task regi
 settings are found) is passed in.
 """
 
-from scheduling.compiler import CompiledEntry, compile_celery_config, compile_entries
-from scheduling.cron import CronExpression
+from scheduling.config.compiler import CompiledEntry, compile_celery_config, compile_entries
+from scheduling.config.loading import load_settings
+from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.errors import (
     ConfigError,
     CronError,
@@ -15,9 +16,13 @@ from scheduling.errors import (
     SchedulingError,
     StoreError,
 )
-from scheduling.loading import load_settings
-from scheduling.settings import ScheduleEntry, Settings
-from scheduling.timetables import CronTimetable, IntervalTimetable, OneOffTimetable, Timetable
+from scheduling.timing.cron import CronExpression
+from scheduling.timing.timetables import (
+    CronTimetable,
+    IntervalTimetable,
+    OneOffTimetable,
+    Timetable,
+)
 
 __all__ = [
     "CompiledEntry",

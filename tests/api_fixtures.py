@@ -18,9 +18,9 @@ from flask.testing import FlaskClient
 from kombu import Connection
 
 from project.app import create_app
-from project.extension import PERIODIC, Periodic
-from scheduling.broker import declare_topology, topology
-from scheduling.settings import Settings
+from scheduling.broker.topology import declare_topology, topology
+from scheduling.config.settings import Settings
+from scheduling.flask.services import PERIODIC, Services
 
 __all__ = [
     "READ",
@@ -40,7 +40,7 @@ READ_SECRET = "read-token-0123456789abcdef"
 WRITE_SECRET = "write-token-0123456789abcdef"
 READ = {"Authorization": f"Bearer {READ_SECRET}"}
 WRITE = {"Authorization": f"Bearer {WRITE_SECRET}"}
-HEARTBEAT = "project.tasks.heartbeat.heartbeat"
+HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
 
 
 def make_settings(store_url: str, broker_url: str, **overrides: Any) -> Settings:
@@ -105,9 +105,9 @@ def api_app(api_settings: Settings) -> Iterator[Flask]:
         services(app).close()
 
 
-def services(app: Flask) -> Periodic:
+def services(app: Flask) -> Services:
     found = app.extensions[PERIODIC]
-    assert isinstance(found, Periodic)
+    assert isinstance(found, Services)
     return found
 
 

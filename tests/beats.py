@@ -45,7 +45,7 @@ lease_ttl = "{lease_ttl}"
 max_catchup = 100
 """
 
-HEARTBEAT = "project.tasks.heartbeat.heartbeat"
+HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
 
 
 def unique_queues() -> dict[str, str]:

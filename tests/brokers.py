@@ -1,7 +1,8 @@
 """Where integration tests get their RabbitMQ from (SPEC §10).
 
 Order: ``PERIODIC_TEST_BROKER_URL`` if set → a testcontainers RabbitMQ when a Docker engine answers
-→ a throwaway local ``rabbitmq-server`` node (:class:`project.localbroker.LocalRabbitNode`) →
+→ a throwaway local ``rabbitmq-server`` node
+(:class:`project.devtools.localbroker.LocalRabbitNode`) →
 otherwise the tests fail (never skip) with instructions.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from project.localbroker import LocalRabbitNode, broker_answers, rabbitmq_server_available
+from project.devtools.localbroker import LocalRabbitNode, broker_answers, rabbitmq_server_available
 
 __all__ = ["BROKER_URL_ENV", "RABBITMQ_IMAGE", "docker_answers", "provide_broker"]
 

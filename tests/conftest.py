@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from project.localbroker import LocalRabbitNode, rabbitmq_server_available
+from project.devtools.localbroker import LocalRabbitNode, rabbitmq_server_available
 from scheduling.store import Store
 from tests.brokers import provide_broker
 from tests.databases import (

@@ -13,8 +13,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from scheduling.publisher import OutgoingRun
-from scheduling.scheduler import DatabaseScheduler
+from scheduling.beat.scheduler import DatabaseScheduler
+from scheduling.broker.publisher import OutgoingRun
 
 CRASH_FILE_ENV = "PERIODIC_TEST_CRASH_FILE"
 CRASH_EXIT_CODE = 70

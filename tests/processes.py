@@ -27,6 +27,9 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
 class ManagedProcess:
     def __init__(
         self, name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str]
@@ -38,7 +41,7 @@ class ManagedProcess:
             list(argv),
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=dict(env),
+            env={"PYTHONPATH": str(REPO_ROOT), **env},
             cwd=log_dir,
             start_new_session=True,
         )

@@ -6,11 +6,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scheduling.settings import ScheduleEntry
+from scheduling.config.settings import ScheduleEntry
 from scheduling.store import EntryRecord
 
 CREATED = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
-EVERY_MINUTE = ScheduleEntry(task="project.tasks.heartbeat.heartbeat", every=timedelta(minutes=1))
+EVERY_MINUTE = ScheduleEntry(
+    task="scheduling.tasks.heartbeat.heartbeat", every=timedelta(minutes=1)
+)
 
 
 def entry_record(

@@ -19,10 +19,10 @@ from typing import Any
 from celery import Celery
 from kombu import Connection
 
-from project.celeryapp import create_celery
-from scheduling.broker import QueueStatus, declare_topology, queue_status
-from scheduling.loading import load_settings
-from scheduling.settings import ScheduleEntry, Settings
+from scheduling.broker.topology import QueueStatus, declare_topology, queue_status
+from scheduling.celery.app import create_celery
+from scheduling.config.loading import load_settings
+from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.store import RunRecord, RunState, Store
 from tests.processes import ManagedProcess, clean_env
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from project.task_errors import TransientError
+from scheduling.errors import TransientError
 
 
 def _note(path: str, event: str) -> int:

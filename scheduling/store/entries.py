@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import ValidationError
 from sqlalchemy import Connection, func, select, update
 
+from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import ConfigOwnedEntry, EntryExists, EntryNotFound, StoreError
-from scheduling.settings import ScheduleEntry
 from scheduling.store.changes import ChangeFeed, bump_change_seq
 from scheduling.store.records import EntryRecord
 from scheduling.store.rows import (

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from scheduling.settings import ScheduleEntry
+from scheduling.config.settings import ScheduleEntry
 
 Owner = Literal["config", "api"]
 Role = Literal["leader", "standby"]

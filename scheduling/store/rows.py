@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Connection, select
 
-from scheduling.settings import ScheduleEntry
+from scheduling.config.settings import ScheduleEntry
 from scheduling.store.records import EntryRecord, Owner, RunRecord, RunState
 from scheduling.store.schema import entries, runs
 

@@ -41,8 +41,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
+from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import StoreError
-from scheduling.settings import ScheduleEntry
 
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

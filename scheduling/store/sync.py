@@ -13,8 +13,8 @@ from typing import Literal
 from sqlalchemy import Connection, select, update
 from sqlalchemy.sql.expression import bindparam
 
+from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import ConfigError
-from scheduling.settings import ScheduleEntry
 from scheduling.store.changes import ChangeFeed, bump_change_seq
 from scheduling.store.records import Owner, SyncSummary
 from scheduling.store.rows import chunks, definition_json, jitter_us

@@ -1,6 +1,7 @@
 """The whole stack as ``nox -s serve`` starts it, run by tests in a temp directory.
 
-`ServeProcess` launches ``python -m project.serve`` with the shipped settings copied into a temp
+`ServeProcess` launches ``python -m project.devtools.serve`` with the shipped settings copied into
+a temp
 directory (so ``var/`` lands there) and the test broker in ``PERIODIC_BROKER__URL``; it collects
 the output, waits for lines, and tracks every descendant process so a test can prove none survive.
 """
@@ -71,7 +72,7 @@ def survivors(identities: set[tuple[int, str]]) -> set[tuple[int, str]]:
 
 
 class ServeProcess:
-    """One ``python -m project.serve`` run, its output collected line by line."""
+    """One ``python -m project.devtools.serve`` run, its output collected line by line."""
 
     def __init__(self, workdir: Path, broker_url: str, port: int, extra_env: Mapping[str, str]):
         self.workdir = workdir
@@ -88,10 +89,11 @@ class ServeProcess:
             PERIODIC_SETTINGS=str(workdir / "settings.toml"),
             PERIODIC_BROKER__URL=broker_url,
             NO_COLOR="1",
+            PYTHONPATH=str(Path(__file__).resolve().parents[2]),
             **extra_env,
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "project.serve", "--port", str(port), "--no-broker"],
+            [sys.executable, "-m", "project.devtools.serve", "--port", str(port), "--no-broker"],
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,

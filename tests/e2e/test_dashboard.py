@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from scheduling.loading import load_settings
+from scheduling.config.loading import load_settings
 from tests.e2e.stack import REPO, SHIPPED_SETTINGS, ServeProcess, running_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -40,13 +40,13 @@ ARTIFACTS = REPO / "test-artifacts"
 READ_SECRET = "read-only-e2e-token-0123456789abcdef"
 FAST_ENTRIES = """
 [schedule.e2e-tick]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "2s"
 catchup = "skip"
 description = "Paused and resumed by the end-to-end test."
 
 [schedule.e2e-tock]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "2s"
 catchup = "skip"
 description = "Keeps running: proves beat ticks while e2e-tick is paused."

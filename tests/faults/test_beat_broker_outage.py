@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from project.localbroker import LocalRabbitNode
+from project.devtools.localbroker import LocalRabbitNode
 from scheduling.store import RunRecord, RunState, Store
 from tests.beats import QueueTap, beat_settings_text, start_beat, unique_queues
 
@@ -23,19 +23,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 OUTAGE = 20.0
 ENTRIES = """
 [schedule.out-all]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1s"
 catchup = "all"
 queue = "{high}"
 
 [schedule.out-latest]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1s"
 catchup = "latest"
 queue = "{default}"
 
 [schedule.out-grace]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1s"
 catchup = "all"
 misfire_grace = "5s"

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from scheduling.compiler import compile_entries
-from scheduling.loading import load_settings
+from scheduling.config.compiler import compile_entries
+from scheduling.config.loading import load_settings
 from scheduling.store import RunRecord, RunState, Store
 from scheduling.store.database import SQLITE_BUSY_TIMEOUT_MS
-from scheduling.timetables import Timetable
+from scheduling.timing.timetables import Timetable
 from tests.beats import QueueTap, beat_settings_text, start_beat, unique_queues
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,14 +39,14 @@ HOLD = SQLITE_BUSY_TIMEOUT_MS / 1000 + 5.0
 """Longer than beat's busy timeout: its writes fail instead of waiting the lock out."""
 ENTRIES = """
 [schedule.db-all]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1s"
 catchup = "all"
 misfire_grace = "1m"
 queue = "{high}"
 
 [schedule.db-latest]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1s"
 catchup = "latest"
 misfire_grace = "1m"

@@ -29,7 +29,7 @@ LEASE_TTL = 3.0
 RUN_FOR = 30.0
 ENTRY = """
 [schedule.ha-tick]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1s"
 catchup = "all"
 queue = "{queue}"

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENTRY = """
 [schedule.crash-tick]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1s"
 catchup = "all"
 queue = "{queue}"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from project.localbroker import LocalRabbitNode
-from scheduling.compiler import DEAD_LETTER_QUEUE
+from project.devtools.localbroker import LocalRabbitNode
+from scheduling.config.compiler import DEAD_LETTER_QUEUE
 from scheduling.store import RunState
 from tests.worker_stage import WorkerStage, trace_events, worker_stage
 

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from kombu import Connection
 
 from project.app import create_app
-from project.localbroker import LocalRabbitNode
-from scheduling.broker import declare_topology
+from project.devtools.localbroker import LocalRabbitNode
+from scheduling.broker.topology import declare_topology
 from scheduling.store import RunState
 from tests.api_fixtures import HEARTBEAT, READ, WRITE, make_settings, services
 

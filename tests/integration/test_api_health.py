@@ -14,7 +14,7 @@ from kombu import Connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from project.app import create_app
-from scheduling.settings import Settings
+from scheduling.config.settings import Settings
 from scheduling.store import BeatStatus, RunState
 from tests.api_fixtures import (
     HEARTBEAT,

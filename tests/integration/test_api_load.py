@@ -1,6 +1,7 @@
 """Hundreds of parallel `POST /run`: every 202 is exactly one message in the queue, nothing else is.
 
-The requests of one process are group-committed (`project.run_batcher`): the tests also check
+The requests of one process are group-committed (`scheduling.operations.batcher`): the tests also
+check
 that they really were batched, and that one bad request does not spoil its batch.
 """
 
@@ -14,7 +15,7 @@ import pytest
 from flask import Flask
 from kombu import Connection
 
-from scheduling.settings import Settings
+from scheduling.config.settings import Settings
 from scheduling.store import ManualRun, RunRecord, RunState, Store
 from tests.api_fixtures import (
     HEARTBEAT,

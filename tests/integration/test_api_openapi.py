@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from project.api.openapi import declared_operations
+from scheduling.flask.api.openapi import declared_operations
 from tests.api_fixtures import HEARTBEAT, READ, WRITE, api_app, api_settings, client
 
 __all__ = ["api_app", "api_settings", "client"]

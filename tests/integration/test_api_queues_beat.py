@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from kombu import Connection
 
 from project.app import create_app
-from scheduling.settings import Settings
+from scheduling.config.settings import Settings
 from scheduling.store import BeatStatus
 from tests.api_fixtures import (
     HEARTBEAT,

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from kombu import Connection
 
-from scheduling.settings import Settings
+from scheduling.config.settings import Settings
 from scheduling.store import RunState
 from tests.api_fixtures import (
     HEARTBEAT,

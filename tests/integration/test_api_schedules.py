@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from scheduling.settings import ScheduleEntry, Settings
+from scheduling.config.settings import ScheduleEntry, Settings
 from tests.api_fixtures import (
     HEARTBEAT,
     READ,
@@ -104,7 +104,7 @@ def test_create_refuses_a_taken_name_with_409(client: FlaskClient, api_app: Flas
         ({"every": None, "cron": "61 * * * *"}, "cron"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"queue": "nowhere"}, "queue"),
-        ({"task": "project.tasks.heartbeat.heartbeet"}, "task"),
+        ({"task": "scheduling.tasks.heartbeat.heartbeet"}, "task"),
         ({"args": [1, 2]}, "args"),
         ({"kwargs": {"unexpected": 1}}, "kwargs"),
         ({"cron": "* * * * *"}, ""),
@@ -124,11 +124,11 @@ def test_invalid_definitions_answer_422_naming_the_field_and_change_nothing(
 
 
 def test_the_task_error_suggests_the_registered_name(client: FlaskClient) -> None:
-    body = {"name": "typo", "task": "project.tasks.heartbeat.heartbeet", "every": "1m"}
+    body = {"name": "typo", "task": "scheduling.tasks.heartbeat.heartbeet", "every": "1m"}
     response = client.post("/api/v1/schedules", json=body, headers=WRITE)
     [error] = response.get_json()["errors"]
     assert error["path"] == "task"
-    assert "did you mean 'project.tasks.heartbeat.heartbeat'" in error["message"]
+    assert "did you mean 'scheduling.tasks.heartbeat.heartbeat'" in error["message"]
 
 
 def test_a_body_that_is_not_a_json_object_is_refused(client: FlaskClient) -> None:

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from kombu import Connection
 
-from project.cli import queues, schedule
+from scheduling.flask.cli import queues, schedule
 from scheduling.store import RunState, Store
 from tests.beats import beat_settings_text, unique_queues
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 ENTRIES = """
 [schedule.cli-ping]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1h"
 queue = "{high}"
 """

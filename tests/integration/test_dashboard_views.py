@@ -17,12 +17,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from project.app import create_app
-from scheduling.settings import ApiToken, AppSettings, ScheduleEntry, Settings
+from scheduling.config.settings import ApiToken, AppSettings, ScheduleEntry, Settings
 from scheduling.store import RunState, Store
 
 pytestmark = pytest.mark.integration
 
-HEARTBEAT = "project.tasks.heartbeat.heartbeat"
+HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
 WRITE_SECRET = "w" * 32
 READ_SECRET = "r" * 32
 KEY = "k" * 40

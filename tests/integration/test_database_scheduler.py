@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from scheduling.settings import ScheduleEntry
+from scheduling.config.settings import ScheduleEntry
 from scheduling.store import RunState, Store
 from tests.beats import HEARTBEAT, QueueTap, beat_settings_text, start_beat, unique_queues
 from tests.processes import ManagedProcess
@@ -30,7 +30,7 @@ SLACK = 0.5  # scheduling noise on a shared 2-core machine, on top of the spec's
 
 CONFIG_ENTRY = """
 [schedule.cfg-tick]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1s"
 """
 
@@ -146,7 +146,7 @@ def test_a_settings_edit_is_synced_and_runs_within_the_bound(live: LiveBeat) -> 
         CONFIG_ENTRY
         + f"""
 [schedule.cfg-added]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1s"
 queue = "{live.queues["low"]}"
 """
@@ -167,8 +167,8 @@ def test_an_invalid_settings_edit_changes_nothing(live: LiveBeat) -> None:
     before = live.store.get_entry("cfg-tick")
     # cfg-tick loses its schedule (invalid) while a valid new entry is added: all or nothing.
     live.write_settings(
-        '[schedule.cfg-tick]\ntask = "project.tasks.heartbeat.heartbeat"\n'
-        '[schedule.cfg-new]\ntask = "project.tasks.heartbeat.heartbeat"\nevery = "1s"\n'
+        '[schedule.cfg-tick]\ntask = "scheduling.tasks.heartbeat.heartbeat"\n'
+        '[schedule.cfg-new]\ntask = "scheduling.tasks.heartbeat.heartbeat"\nevery = "1s"\n'
     )
     live.beat.wait_for(r"settings change rejected", timeout=15)
     assert "schedule.cfg-tick" in live.beat.output()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduling.publisher import ConfirmedPublisher, OutgoingRun
+from scheduling.broker.publisher import ConfirmedPublisher, OutgoingRun
 from scheduling.store import RunState
 from tests.worker_stage import WorkerStage, trace_events, worker_stage
 

@@ -14,9 +14,9 @@ import pytest
 from amqp.exceptions import NotFound
 from kombu import Connection, Exchange, Message, Queue
 
-from project import localbroker
+from project.devtools import localbroker
+from project.devtools.localbroker import LocalRabbitNode, broker_answers
 from project.errors import BrokerNodeError, ProjectError
-from project.localbroker import LocalRabbitNode, broker_answers
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from scheduling.broker import declare_topology, queue_status
-from scheduling.loading import load_settings
-from scheduling.publisher import BatchPublishError, ConfirmedPublisher, OutgoingRun
-from scheduling.settings import Settings
+from scheduling.broker.publisher import BatchPublishError, ConfirmedPublisher, OutgoingRun
+from scheduling.broker.topology import declare_topology, queue_status
+from scheduling.config.loading import load_settings
+from scheduling.config.settings import Settings
 from tests.processes import celery_worker, clean_env
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def publisher(settings: Settings) -> Iterator[ConfirmedPublisher]:
 
 
 def outgoing(
-    queue: str, count: int, task: str = "project.tasks.heartbeat.heartbeat"
+    queue: str, count: int, task: str = "scheduling.tasks.heartbeat.heartbeat"
 ) -> list[OutgoingRun]:
     slot = datetime.now(UTC).replace(microsecond=0)
     return [

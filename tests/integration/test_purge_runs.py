@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from project.tasks import maintenance
-from project.tasks.maintenance import purge_finished_runs
-from scheduling.settings import ScheduleEntry
+from scheduling.config.settings import ScheduleEntry
 from scheduling.store import RunState, Store
+from scheduling.tasks import maintenance
+from scheduling.tasks.maintenance import purge_finished_runs
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from kombu import Connection
 
-from scheduling.broker import declare_topology
+from scheduling.broker.topology import declare_topology
+from scheduling.config.loading import load_settings
 from scheduling.errors import ConfigError
-from scheduling.loading import load_settings
 from tests.processes import ManagedProcess, clean_env
 
 pytestmark = pytest.mark.integration

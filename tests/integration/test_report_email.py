@@ -16,10 +16,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from project.mailer import send_mail
-from project.task_errors import MailRejected, MailUnavailable
-from scheduling.settings import ScheduleEntry, SmtpSettings
+from scheduling.config.settings import ScheduleEntry, SmtpSettings
+from scheduling.errors import MailRejected, MailUnavailable
 from scheduling.store import RunState, SlotClaim
+from scheduling.tasks.mailer import send_mail
 from tests.certificates import Certificate, self_signed
 from tests.worker_stage import WorkerStage, worker_stage
 
@@ -101,7 +101,7 @@ def stage(tmp_path: Path, broker_url: str, smtp_server: tuple[Inbox, int]) -> It
 def record_history(stage: WorkerStage, now: datetime) -> None:
     """A day of runs: a slow success, a failure, a missed slot and a late start."""
     store = stage.store
-    for name, task in (("backup", "project.tasks.heartbeat.heartbeat"), ("sync-users", "x.y")):
+    for name, task in (("backup", "scheduling.tasks.heartbeat.heartbeat"), ("sync-users", "x.y")):
         store.create_entry(
             name, ScheduleEntry(task=task, every=timedelta(hours=1)), next_run_at=None
         )
@@ -139,7 +139,7 @@ def test_the_worker_mails_a_summary_of_each_entry(
     record_history(stage, datetime.now(UTC))
     stage.start_worker("default", "report-worker")
     task_id = stage.send(
-        "project.tasks.reports.send_run_report",
+        "scheduling.tasks.reports.send_run_report",
         "default",
         kwargs={"recipients": ["ops@example.org", "lead@example.org"], "period": "24h"},
     )

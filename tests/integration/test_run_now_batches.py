@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from project.operations import BrokerUnavailable, start_runs
+from scheduling.broker.publisher import BatchPublishError, OutgoingRun
+from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.errors import EntryNotFound, PublishError, StoreError
-from scheduling.publisher import BatchPublishError, OutgoingRun
-from scheduling.settings import ScheduleEntry, Settings
+from scheduling.operations.entries import BrokerUnavailable, start_runs
 from scheduling.store import ManualRun, RunRecord, RunState, Store
 
 pytestmark = pytest.mark.integration
@@ -44,12 +44,12 @@ class Publisher:
 def store(store: Store) -> Store:
     store.create_entry(
         "ping",
-        ScheduleEntry(task="project.tasks.heartbeat.heartbeat", every="1h"),
+        ScheduleEntry(task="scheduling.tasks.heartbeat.heartbeat", every="1h"),
         next_run_at=None,
     )
     store.create_entry(
         "pong",
-        ScheduleEntry(task="project.tasks.heartbeat.heartbeat", every="1h", queue="low"),
+        ScheduleEntry(task="scheduling.tasks.heartbeat.heartbeat", every="1h", queue="low"),
         next_run_at=None,
     )
     return store

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from scheduling.broker import queue_status
+from scheduling.broker.topology import queue_status
 from tests.processes import ManagedProcess, celery_beat, celery_worker, clean_env
 
 pytestmark = pytest.mark.integration
@@ -32,17 +32,17 @@ priority = 1
 scheduler = "static"
 
 [schedule.every-second]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1s"
 queue = "{high}"
 
 [schedule.routed-low]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "1s"
 expires = "never"  # nothing consumes low: keep the messages there to count them
 
 [routes]
-"project.tasks.heartbeat.*" = "{low}"
+"scheduling.tasks.heartbeat.*" = "{low}"
 """
 
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
+from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import ConfigOwnedEntry, EntryExists, EntryNotFound, StoreError
-from scheduling.settings import ScheduleEntry
 from scheduling.store import SCHEMA_VERSION, RunState, SlotClaim, Store
 from scheduling.store import rows as store_rows
 from tests.store_lookups import stored_entry
@@ -19,9 +19,9 @@ from tests.store_lookups import stored_entry
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-EVERY_MINUTE = ScheduleEntry(task="project.tasks.heartbeat.heartbeat", every="1m")
+EVERY_MINUTE = ScheduleEntry(task="scheduling.tasks.heartbeat.heartbeat", every="1m")
 DAILY = ScheduleEntry(
-    task="project.tasks.heartbeat.heartbeat",
+    task="scheduling.tasks.heartbeat.heartbeat",
     cron="0 8 * * mon-fri",
     timezone="Europe/Berlin",
     kwargs={"recipients": ["ops@example.com"]},

@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
-from scheduling.settings import ScheduleEntry
+from scheduling.config.settings import ScheduleEntry
 from scheduling.store import SCHEMA_VERSION, EntryIndexRow, EntryRecord, Store
 from scheduling.store import index as store_index
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-HEARTBEAT = "project.tasks.heartbeat.heartbeat"
+HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
 PLAIN = ScheduleEntry(task=HEARTBEAT, every="1h")
 JITTERED = ScheduleEntry(task=HEARTBEAT, every="1h", jitter="90s")
 DISABLED = ScheduleEntry(task=HEARTBEAT, every="1h", enabled=False, jitter="250ms")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduling.settings import ScheduleEntry
+from scheduling.config.settings import ScheduleEntry
 from scheduling.store import ManualRun, RunState, SlotClaim, Store
 from tests.databases import StatementCounter
 from tests.store_lookups import stored_entry
@@ -15,7 +15,7 @@ from tests.store_lookups import stored_entry
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-PING = ScheduleEntry(task="project.tasks.heartbeat.heartbeat", every="1m")
+PING = ScheduleEntry(task="scheduling.tasks.heartbeat.heartbeat", every="1m")
 MICROSECOND = timedelta(microseconds=1)
 
 

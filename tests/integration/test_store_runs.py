@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import EntryNotFound, LeaseLost
-from scheduling.settings import ScheduleEntry
 from scheduling.store import LeaseRecord, RunRecord, RunState, SlotClaim, Store
 from tests.databases import StatementCounter
 from tests.store_lookups import Stopwatch, stored_entry, stored_run
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
-PING = ScheduleEntry(task="project.tasks.heartbeat.heartbeat", every="1m")
+PING = ScheduleEntry(task="scheduling.tasks.heartbeat.heartbeat", every="1m")
 HOLDER = "beat-a"
 
 

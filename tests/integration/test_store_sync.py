@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import ConfigError
-from scheduling.settings import ScheduleEntry
 from scheduling.store import RunState, SlotClaim, Store
 from tests.databases import StatementCounter
 from tests.store_lookups import Stopwatch, stored_entry
@@ -15,7 +15,7 @@ from tests.store_lookups import Stopwatch, stored_entry
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-TASK = "project.tasks.heartbeat.heartbeat"
+TASK = "scheduling.tasks.heartbeat.heartbeat"
 PING = ScheduleEntry(task=TASK, every="30s")
 REPORT = ScheduleEntry(task=TASK, cron="0 8 * * *")
 PURGE = ScheduleEntry(task=TASK, every="1d")

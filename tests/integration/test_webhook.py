@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from project.task_errors import WebhookFailed, WebhookRefused, WebhookUnavailable
-from project.webhook_client import call
+from scheduling.errors import WebhookFailed, WebhookRefused, WebhookUnavailable
 from scheduling.store import RunState
+from scheduling.tasks.webhook_client import call
 from tests.certificates import self_signed
 from tests.worker_stage import WorkerStage, worker_stage
 
@@ -223,7 +223,7 @@ def test_the_task_retries_a_503_and_then_succeeds(
     server, script = hook
     script.statuses = [503]
     task_id = stage.send(
-        "project.tasks.webhooks.call_webhook",
+        "scheduling.tasks.webhooks.call_webhook",
         "default",
         kwargs={"url": f"http://127.0.0.1:{port_of(server)}/ping", "json": {"n": 1}},
     )
@@ -238,7 +238,7 @@ def test_the_task_fails_without_retry_for_a_host_that_is_not_allowed(
 ) -> None:
     server, script = hook
     task_id = stage.send(
-        "project.tasks.webhooks.call_webhook",
+        "scheduling.tasks.webhooks.call_webhook",
         "default",
         kwargs={"url": f"http://localhost:{port_of(server)}/ping"},
     )

@@ -1,4 +1,5 @@
-"""`PeriodicFlask`: async views on one persistent loop per thread; blocking calls run off it."""
+"""`AsyncBlueprint`: async views on one persistent loop per thread, in a plain Flask app;
+blocking calls run off it."""
 
 from __future__ import annotations
 
@@ -7,26 +8,29 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from flask import request
+from flask import Flask, request
 
-from project.asyncio_bridge import PeriodicFlask, run_blocking
+from scheduling.flask.asyncio_bridge import AsyncBlueprint, run_blocking
 
 
-def make_app() -> PeriodicFlask:
-    app = PeriodicFlask("bridge-test")
+def make_app() -> Flask:
+    app = Flask("bridge-test")
+    views = AsyncBlueprint("views", __name__)
 
-    @app.get("/loop")
+    @views.get("/loop")
     async def loop_id() -> dict[str, object]:
         await asyncio.sleep(0)
         return {"loop": id(asyncio.get_running_loop()), "path": request.path}
 
-    @app.get("/gather")
+    @views.get("/gather")
     async def gather() -> dict[str, object]:
         started = time.monotonic()
         threads = await asyncio.gather(*(run_blocking(_sleep_and_name, 0.2) for _ in range(4)))
         return {"elapsed": time.monotonic() - started, "threads": threads,
                 "view_thread": threading.current_thread().name}  # fmt: skip
 
+    app.register_blueprint(views)
+    assert not asyncio.iscoroutinefunction(app.view_functions["views.loop_id"])
     return app
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from project.localbroker import LocalRabbitNode, broker_answers
+from project.devtools.localbroker import LocalRabbitNode, broker_answers
 from tests import brokers
 
 ENV_URL = "amqp://user:secret@rabbit.example:5672/periodic"

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduling.catchup import CatchupPlan, CatchupPolicy, plan_catchup
-from scheduling.cron import CronExpression
-from scheduling.timetables import CronTimetable, IntervalTimetable
+from scheduling.timing.catchup import CatchupPlan, CatchupPolicy, plan_catchup
+from scheduling.timing.cron import CronExpression
+from scheduling.timing.timetables import CronTimetable, IntervalTimetable
 
 HOURLY = IntervalTimetable(timedelta(hours=1), ZoneInfo("UTC"))
 

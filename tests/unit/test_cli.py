@@ -12,12 +12,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from project.cli import schedule
-from scheduling.compiler import compile_entries
-from scheduling.loading import load_settings
+from scheduling.config.compiler import compile_entries
+from scheduling.config.loading import load_settings
+from scheduling.flask.cli import schedule
 
 ROOT = Path(__file__).parents[2]
-HEARTBEAT = "project.tasks.heartbeat.heartbeat"
+HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -49,13 +49,13 @@ def test_check_fails_with_exit_1_and_names_the_problem(
     write_settings: Callable[[str], Path],
 ) -> None:
     path = write_settings(
-        '[schedule.ping]\ntask = "project.tasks.heartbeat.heartbeet"\nevery = "1m"\n'
+        '[schedule.ping]\ntask = "scheduling.tasks.heartbeat.heartbeet"\nevery = "1m"\n'
     )
     code, _, err = run("check", "--settings", str(path))
     assert code == 1
     assert str(path) in err
     assert "schedule.ping.task" in err
-    assert "did you mean 'project.tasks.heartbeat.heartbeat'" in err
+    assert "did you mean 'scheduling.tasks.heartbeat.heartbeat'" in err
 
 
 def test_check_json_reports_problems(write_settings: Callable[[str], Path]) -> None:
@@ -114,6 +114,7 @@ def test_real_flask_cli_reports_a_broken_file_without_a_traceback(tmp_path: Path
     broken.write_text("[schedule.x]\ntask = 'x'\nevery = '1m'\nbogus = 1\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERIODIC_")}
     env["PERIODIC_SETTINGS"] = str(broken)
+    env["PYTHONPATH"] = str(ROOT)  # the reference service runs from the checkout
     flask = Path(sys.executable).with_name("flask")
     result = subprocess.run(
         [str(flask), "--app", "project.app", "schedule", "check"],

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from scheduling.compiler import (
+from scheduling.config.compiler import (
     DEAD_LETTER_EXCHANGE,
     compile_celery_config,
     compile_entries,
 )
-from scheduling.loading import load_settings
-from scheduling.settings import Settings
-from scheduling.timetables import CronTimetable, IntervalTimetable, OneOffTimetable
+from scheduling.config.loading import load_settings
+from scheduling.config.settings import Settings
+from scheduling.timing.timetables import CronTimetable, IntervalTimetable, OneOffTimetable
 
 BODY = """
 [routes]
@@ -128,4 +128,4 @@ def test_scheduler_mode_selects_the_beat_scheduler(write_settings: Callable[[str
     database = compile_celery_config(
         load_settings(write_settings("[beat]\nscheduler = 'database'\n"))
     )
-    assert database["beat_scheduler"] == "scheduling.scheduler:DatabaseScheduler"
+    assert database["beat_scheduler"] == "scheduling.beat.scheduler:DatabaseScheduler"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scheduling.loading import load_settings
+from scheduling.config.loading import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose.yaml"
@@ -132,7 +132,7 @@ def test_two_beats_run_the_database_scheduler(services: dict[str, dict[str, Any]
     for name in BEATS:
         command = command_of(services[name])
         assert command[:4] == ["celery", "-A", "project.worker:celery_app", "beat"]
-        assert command[command.index("-S") + 1] == "scheduling.scheduler:DatabaseScheduler"
+        assert command[command.index("-S") + 1] == "scheduling.beat.scheduler:DatabaseScheduler"
 
 
 def test_secrets_arrive_as_environment_variables_the_settings_accept(

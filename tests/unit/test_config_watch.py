@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from scheduling.config_watch import SettingsWatcher
+from scheduling.beat.config_watch import SettingsWatcher
+from scheduling.config.loading import load_settings
+from scheduling.config.settings import Settings
 from scheduling.errors import ScheduleValidationError
-from scheduling.loading import load_settings
-from scheduling.settings import Settings
 
 ENTRY = """
 [schedule.ping]
-task = "project.tasks.heartbeat.heartbeat"
+task = "scheduling.tasks.heartbeat.heartbeat"
 every = "{every}"
 """
 
@@ -53,7 +53,7 @@ def test_an_invalid_edit_is_logged_and_ignored(
     watcher = SettingsWatcher(path, load_settings)
     write_settings(ENTRY.format(every="often"))
     bump_mtime(path)
-    with caplog.at_level(logging.ERROR, logger="scheduling.config_watch"):
+    with caplog.at_level(logging.ERROR, logger="scheduling.beat.config_watch"):
         assert watcher.poll() is None
         assert watcher.poll() is None
     messages = [r.getMessage() for r in caplog.records]

@@ -7,8 +7,8 @@ from datetime import date, datetime
 
 import pytest
 
-from scheduling.cron import CronExpression
 from scheduling.errors import CronError
+from scheduling.timing.cron import CronExpression
 
 
 def parse(text: str) -> CronExpression:

@@ -14,8 +14,8 @@ from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduling.cron import CronExpression
-from scheduling.timetables import CronTimetable
+from scheduling.timing.cron import CronExpression
+from scheduling.timing.timetables import CronTimetable
 
 ZONES = [
     "Europe/Berlin",

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from project.dashboard.display import duration, local_time, relative, state_tone
-from project.dashboard.sessions import safe_next
+from scheduling.flask.dashboard.display import duration, local_time, relative, state_tone
+from scheduling.flask.dashboard.sessions import safe_next
 
 NOW = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 

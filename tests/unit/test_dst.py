@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduling.cron import CronExpression
-from scheduling.timetables import CronTimetable
+from scheduling.timing.cron import CronExpression
+from scheduling.timing.timetables import CronTimetable
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

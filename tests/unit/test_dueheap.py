@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from scheduling.dueheap import DueHeap
+from scheduling.beat.dueheap import DueHeap
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from scheduling import entrytable
-from scheduling.entrytable import EntryTable
+from scheduling.beat import entrytable
+from scheduling.beat.entrytable import EntryTable
+from scheduling.config.settings import Settings
 from scheduling.errors import StoreError
-from scheduling.settings import Settings
-from scheduling.slots import jitter_offset
 from scheduling.store import EntryIndexRow, EntryRecord
+from scheduling.timing.slots import jitter_offset
 from tests.records import EVERY_MINUTE, entry_record
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

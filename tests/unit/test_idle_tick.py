@@ -14,9 +14,9 @@ from typing import Any, cast
 import pytest
 from pydantic import SecretStr
 
-from project.celeryapp import create_celery
-from scheduling.scheduler import CHANGE_POLLS, DatabaseScheduler
-from scheduling.settings import (
+from scheduling.beat.scheduler import CHANGE_POLLS, DatabaseScheduler
+from scheduling.celery.app import create_celery
+from scheduling.config.settings import (
     AppSettings,
     BeatSettings,
     BrokerSettings,
@@ -26,7 +26,7 @@ from scheduling.settings import (
 )
 from scheduling.store import Store
 
-HEARTBEAT = "project.tasks.heartbeat.heartbeat"
+HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
 
 
 class CountingStore:

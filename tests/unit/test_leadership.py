@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from scheduling.beat.leadership import Leadership
 from scheduling.errors import StoreError
-from scheduling.leadership import Leadership
 from scheduling.store import LeaseRecord
 
 TTL = timedelta(seconds=3)

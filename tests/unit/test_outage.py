@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from scheduling.outage import Outage
+from scheduling.beat.outage import Outage
 
 
 class FakeClock:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
+from scheduling.config.loading import load_settings
+from scheduling.config.registry import validate_against_registry
 from scheduling.errors import ScheduleValidationError
-from scheduling.loading import load_settings
-from scheduling.registry import validate_against_registry
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from concurrent.futures import Future, wait
 
 import pytest
 
-from project.celeryapp import create_celery
-from project.extension import Periodic
-from project.run_batcher import Batcher, BatcherClosed
+from scheduling.celery.app import create_celery
+from scheduling.config.settings import Settings
 from scheduling.errors import StoreError
-from scheduling.settings import Settings
+from scheduling.flask.services import Services
+from scheduling.operations.batcher import Batcher, BatcherClosed
 
 WAIT = 30.0
 """Seconds to wait for a condition: generous, since a shared CI box may stall a thread."""
@@ -200,7 +200,7 @@ def test_the_thread_starts_with_the_first_request_not_before() -> None:
 
 def test_a_forked_process_gets_its_own_run_batcher(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(queues={"default": {"priority": 5, "default": True}})
-    services = Periodic(settings, create_celery(settings))
+    services = Services(settings, create_celery(settings))
     parent = services.run_batcher
     assert services.run_batcher is parent
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from project.reporting import render_report, summarize_runs
 from scheduling.store import RunRecord, RunState
+from scheduling.tasks.reporting import render_report, summarize_runs
 
 END = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 START = END - timedelta(days=1)

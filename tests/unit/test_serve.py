@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from project.serve import (
+from project.devtools.serve import (
     NO_BROKER_MESSAGE,
     StackEnvironment,
     child_environment,
@@ -20,8 +20,8 @@ from project.serve import (
     ensure_secret_file,
     merged_tokens,
 )
-from scheduling.loading import load_settings
-from scheduling.settings import ApiSettings
+from scheduling.config.loading import load_settings
+from scheduling.config.settings import ApiSettings
 
 UNREACHABLE_BROKER = "amqp://guest:guest@127.0.0.1:9//"
 
@@ -106,9 +106,9 @@ def _serve(
 ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PERIODIC_")}
     return subprocess.run(
-        [sys.executable, "-m", "project.serve", *args],
+        [sys.executable, "-m", "project.devtools.serve", *args],
         cwd=workdir,
-        env={**base, "NO_COLOR": "1", **(env or {})},
+        env={**base, "NO_COLOR": "1", "PYTHONPATH": str(Path(__file__).parents[2]), **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from scheduling.config.loading import load_settings
 from scheduling.errors import ConfigError
-from scheduling.loading import load_settings
 
 Write = Callable[..., Path]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scheduling.settings import ScheduleEntry, Settings
-from scheduling.slotplan import entry_shape, plan_due_entry, send_time
-from scheduling.slots import jitter_offset, slot_task_id
+from scheduling.beat.slotplan import entry_shape, plan_due_entry, send_time
+from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.store import EntryRecord, RunState
+from scheduling.timing.slots import jitter_offset, slot_task_id
 from tests.records import entry_record
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -16,7 +16,7 @@ SETTINGS = Settings()
 
 
 def record(next_run_at: datetime | None, run_count: int = 0, **fields: Any) -> EntryRecord:
-    definition = ScheduleEntry(task="project.tasks.heartbeat.heartbeat", **fields)
+    definition = ScheduleEntry(task="scheduling.tasks.heartbeat.heartbeat", **fields)
     return entry_record("job", definition, next_run_at, run_count=run_count)
 
 

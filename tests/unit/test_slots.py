@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduling.slots import PERIODIC_NAMESPACE, jitter_offset, slot_key, slot_task_id
+from scheduling.timing.slots import PERIODIC_NAMESPACE, jitter_offset, slot_key, slot_task_id
 
 SLOT = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.dialects import postgresql, sqlite
 
+from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import StoreError
-from scheduling.settings import ScheduleEntry
 from scheduling.store import UTCDateTime
 from scheduling.store.database import Database, normalize_url
 from scheduling.store.rows import definition_json, parse_definition
@@ -93,13 +93,13 @@ def test_a_sqlite_database_gets_its_directory_created(tmp_path: Path) -> None:
 
 def test_stored_definitions_are_compact_and_parse_back() -> None:
     definition = ScheduleEntry(
-        task="project.tasks.heartbeat.heartbeat", cron="0 8 * * *", misfire_grace="1h"
+        task="scheduling.tasks.heartbeat.heartbeat", cron="0 8 * * *", misfire_grace="1h"
     )
 
     text = definition_json(definition)
 
     assert text == (
-        '{"task":"project.tasks.heartbeat.heartbeat","cron":"0 8 * * *","misfire_grace":"1h"}'
+        '{"task":"scheduling.tasks.heartbeat.heartbeat","cron":"0 8 * * *","misfire_grace":"1h"}'
     )
     assert parse_definition(text) == definition
     assert parse_definition(text) is parse_definition(text)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 import scheduling.store
-from scheduling.settings import ScheduleEntry
+from scheduling.config.settings import ScheduleEntry
 from scheduling.store import (
     FINISHED_STATES,
     UNFINISHED_STATES,
@@ -20,7 +20,7 @@ from scheduling.store import (
 from tests.records import entry_record
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-PING = ScheduleEntry(task="project.tasks.heartbeat.heartbeat", every="1m")
+PING = ScheduleEntry(task="scheduling.tasks.heartbeat.heartbeat", every="1m")
 
 
 def entry(definition: ScheduleEntry = PING, *, paused: bool = False) -> EntryRecord:

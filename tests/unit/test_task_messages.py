@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from scheduling.publisher import REDACTED, OutgoingRun, task_message
+from scheduling.broker.publisher import REDACTED, OutgoingRun, task_message
 
 SLOT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -13,7 +13,7 @@ SLOT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 def run(**overrides: object) -> OutgoingRun:
     fields: dict[str, object] = {
         "task_id": "6b1f0f4e-0000-5000-8000-000000000001",
-        "task": "project.tasks.reports.send_run_report",
+        "task": "scheduling.tasks.reports.send_run_report",
         "args": ["secret-token"],
         "kwargs": {"recipients": ["ops@example.com"]},
         "queue": "low",
@@ -28,7 +28,7 @@ def run(**overrides: object) -> OutgoingRun:
 def test_protocol_2_headers_and_body() -> None:
     message = task_message(run(), origin="beat@host")
     headers = message.headers
-    assert headers["task"] == "project.tasks.reports.send_run_report"
+    assert headers["task"] == "scheduling.tasks.reports.send_run_report"
     assert headers["id"] == headers["root_id"] == "6b1f0f4e-0000-5000-8000-000000000001"
     assert headers["eta"] is None
     assert headers["retries"] == 0

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from celery.exceptions import Reject
 
-from project.ledger import describe_error
-from project.task_errors import DeliveryLimitExceeded
-from project.tasks.base import delivery_key, retry_delay
-from scheduling.settings import WorkerSettings
+from scheduling.celery.ledger import describe_error
+from scheduling.celery.task import delivery_key, retry_delay
+from scheduling.config.settings import WorkerSettings
+from scheduling.errors import DeliveryLimitExceeded
 
 
 @pytest.mark.parametrize(("retries", "ceiling"), [(0, 2.0), (1, 4.0), (3, 16.0), (10, 60.0)])

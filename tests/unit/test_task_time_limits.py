@@ -7,20 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from project.celeryapp import create_celery
+from scheduling.celery.app import create_celery
+from scheduling.config.loading import load_settings
 from scheduling.errors import ConfigError
-from scheduling.loading import load_settings
 
 LIMITS = """
 [worker]
 soft_time_limit = "1m"
 time_limit = "2m"
 
-[worker.time_limits."project.tasks.webhooks.call_webhook"]
+[worker.time_limits."scheduling.tasks.webhooks.call_webhook"]
 soft = "30s"
 hard = "45s"
 
-[worker.time_limits."project.tasks.reports.send_run_report"]
+[worker.time_limits."scheduling.tasks.reports.send_run_report"]
 soft = "90s"
 """
 
@@ -29,9 +29,9 @@ def test_limits_from_settings_apply_to_the_named_tasks_only(
     write_settings: Callable[[str], Path],
 ) -> None:
     app = create_celery(load_settings(write_settings(LIMITS)))
-    webhook = app.tasks["project.tasks.webhooks.call_webhook"]
-    report = app.tasks["project.tasks.reports.send_run_report"]
-    purge = app.tasks["project.tasks.maintenance.purge_runs"]
+    webhook = app.tasks["scheduling.tasks.webhooks.call_webhook"]
+    report = app.tasks["scheduling.tasks.reports.send_run_report"]
+    purge = app.tasks["scheduling.tasks.maintenance.purge_runs"]
     assert (webhook.soft_time_limit, webhook.time_limit) == (30.0, 45.0)
     assert (report.soft_time_limit, report.time_limit) == (90.0, 120.0), "hard: worker's"
     assert (purge.soft_time_limit, purge.time_limit) == (60.0, 120.0), "the worker's limits"

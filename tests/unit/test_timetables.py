@@ -10,8 +10,8 @@ import pytest
 from celery import Celery
 from celery.beat import ScheduleEntry
 
-from scheduling.cron import CronExpression
-from scheduling.timetables import (
+from scheduling.timing.cron import CronExpression
+from scheduling.timing.timetables import (
     EXHAUSTED_RECHECK,
     UNIX_EPOCH,
     CronTimetable,
@@ -282,7 +282,7 @@ class TestStockBeatInterface:
         app.conf.timezone = "Europe/Berlin"
         entry = ScheduleEntry(
             name="hourly",
-            task="project.tasks.heartbeat",
+            task="scheduling.tasks.heartbeat",
             schedule=every(timedelta(hours=1)),
             last_run_at=utc(2026, 11, 21, 7, 0, 5),
             app=app,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from project.task_errors import WebhookRefused
-from project.webhook_client import call, check_address, host_permission
+from scheduling.errors import WebhookRefused
+from scheduling.tasks.webhook_client import call, check_address, host_permission
 
 
 @pytest.mark.parametrize(

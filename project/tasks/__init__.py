@@ -1,5 +1,0 @@
-"""Shipped tasks. Importing this package registers them as shared tasks with every Celery app."""
-
-from project.tasks import heartbeat, maintenance, reports, webhooks
-
-__all__ = ["heartbeat", "maintenance", "reports", "webhooks"]

@@ -1,0 +1,189 @@
+"""Which beat dispatches: a lease in the store, renewed from a timer thread of its own.
+
+Any number of beats may run; the holder of the lease claims slots, the others stand by. The
+lease is renewed every ttl/3 from this thread, so a long tick (a big burst, a slow broker) never
+lets it lapse. A standby polls at most every ttl/3 and, when it can see when the current lease
+ends, wakes right then, so it takes over within one TTL of the leader's death.
+
+Holding the lease is necessary, not sufficient: every claim carries the fencing token and the
+store refuses it once another beat has taken over (`LeaseLost`). A beat whose renewals fail
+stops treating itself as leader as soon as its lease may have expired, and steps down for good
+when the store says it is gone. Stepping down is normal operation: the beat keeps running as a
+standby and may lead again later.
+
+The same thread reports this beat's status (`on_round`, after every round): liveness belongs
+with the lease timer, which runs whatever the scheduler's loop is doing, and keeps a store write
+out of the tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from scheduling.beat.outage import Outage
+from scheduling.errors import StoreError
+from scheduling.store import LeaseRecord
+
+__all__ = ["Leadership", "LeaseStore"]
+
+logger = logging.getLogger(__name__)
+
+_MIN_POLL = 0.05
+
+
+class LeaseStore(Protocol):
+    def acquire_lease(self, holder: str, ttl: timedelta, now: datetime) -> LeaseRecord | None: ...
+    def renew_lease(self, holder: str, token: int, ttl: timedelta, now: datetime) -> bool: ...
+    def release_lease(self, holder: str, token: int) -> None: ...
+    def current_lease(self) -> LeaseRecord | None: ...
+
+
+class Leadership:
+    """This beat's view of the lease; `token` is the fencing token while it leads."""
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        holder: str,
+        ttl: timedelta,
+        on_round: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.holder = holder
+        self.ttl = ttl
+        self.on_round = on_round
+        """Called from the lease thread after each round with whether this beat now leads."""
+        self.generation = 0
+        """Grows each time this beat becomes leader (so the scheduler can rebuild and republish)."""
+        self._lock = threading.Lock()
+        self._token: int | None = None
+        self._valid_until = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._outage = Outage("store (lease)", logger)
+        self._report_outage = Outage("store (beat status)", logger)
+
+    @property
+    def token(self) -> int | None:
+        """The fencing token while this beat leads and its lease cannot have expired."""
+        with self._lock:
+            if self._token is not None and time.monotonic() < self._valid_until:
+                return self._token
+            return None
+
+    @property
+    def leading(self) -> bool:
+        return self.token is not None
+
+    @property
+    def store_failing(self) -> bool:
+        """True while this thread's last lease write failed (the store is not back yet)."""
+        return self._outage.down
+
+    def start(self) -> None:
+        """Try once now (a lone beat leads from its first tick), then keep trying in a thread.
+
+        The thread reports that first round at once, so the status appears as soon as beat runs.
+        """
+        delay = self.run_round()
+        self._thread = threading.Thread(
+            target=self._run, args=(delay,), name="periodic-lease", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and hand the lease back so a standby need not wait for it to expire."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        with self._lock:
+            token, self._token = self._token, None
+        if token is not None:
+            try:
+                self.store.release_lease(self.holder, token)
+            except StoreError as error:
+                logger.warning("could not release the lease: %s", error)
+
+    def step_down(self, reason: str) -> None:
+        """Stop leading now (the store refused our token); the thread keeps trying to lead."""
+        with self._lock:
+            was = self._token
+            self._token = None
+        if was is not None:
+            logger.warning("stepping down (%s); continuing as standby", reason)
+
+    def _run(self, delay: float) -> None:
+        self._report()
+        while not self._stop.wait(delay):
+            delay = self.run_round()
+            if not self._stop.is_set():
+                self._report()
+
+    def _report(self) -> None:
+        """Hand the round's outcome to `on_round`; a store fault there is logged, never raised."""
+        if self.on_round is None:
+            return
+        try:
+            self.on_round(self.leading)
+        except StoreError as error:
+            self._report_outage.failed(error)
+            return
+        except Exception:
+            logger.exception("beat status report failed; the lease timer carries on")
+            return
+        self._report_outage.succeeded()
+
+    def run_round(self) -> float:
+        """One renewal or take-over attempt; returns the seconds until the next one."""
+        interval = self.ttl.total_seconds() / 3
+        started = time.monotonic()
+        now = datetime.now(UTC)
+        with self._lock:
+            token = self._token
+        try:
+            if token is not None:
+                self._renew(token, started, now)
+                return interval
+            return self._try_acquire(started, now, interval)
+        except StoreError as error:
+            self._outage.failed(error)
+            self._lapse_if_expired()
+            return min(interval, max(_MIN_POLL, self._outage.wait()))
+
+    def _renew(self, token: int, started: float, now: datetime) -> None:
+        renewed = self.store.renew_lease(self.holder, token, self.ttl, now)
+        self._outage.succeeded()
+        with self._lock:
+            if renewed and self._token == token:
+                self._valid_until = started + self.ttl.total_seconds()
+                return
+            self._token = None
+        logger.warning("lost the lease (token %d); continuing as standby", token)
+
+    def _try_acquire(self, started: float, now: datetime, interval: float) -> float:
+        lease = self.store.acquire_lease(self.holder, self.ttl, now)
+        if lease is not None:
+            self._outage.succeeded()
+            with self._lock:
+                self._token = lease.token
+                self._valid_until = started + self.ttl.total_seconds()
+                self.generation += 1
+            logger.info("leading: took the beat lease (token %d)", lease.token)
+            return interval
+        current = self.store.current_lease()
+        self._outage.succeeded()
+        if current is None:
+            return _MIN_POLL
+        until_expiry = (current.expires_at - datetime.now(UTC)).total_seconds()
+        return min(interval, max(_MIN_POLL, until_expiry + 0.01))
+
+    def _lapse_if_expired(self) -> None:
+        with self._lock:
+            if self._token is not None and time.monotonic() >= self._valid_until:
+                logger.warning("lease expired while the store was unreachable; standing by")
+                self._token = None

@@ -1,0 +1,425 @@
+"""`DatabaseScheduler`: Celery Beat driven by the store, for live changes and exactly-once dispatch.
+
+Stock Beat keeps its schedule in a local file: a change needs a restart, and two beats dispatch
+every slot twice. Here the schedule lives in the store and beat keeps only a cache of it:
+
+* start-up: the schedule is validated against the task registry (an invalid schedule stops beat
+  with a non-zero exit), config-owned entries are synced into the store, and the leader loads
+  every entry into an in-memory heap keyed on the next send time (`EntryTable`);
+* each tick looks at the top of that heap, so an idle tick costs the same at 100 and 100,000
+  entries;
+* `beat.sync_interval` is a bound, not a period: a change made through the API or the file
+  reaches the leader *within* it. So beat reads the store's change sequence (one cheap read, well
+  under a millisecond) every sync_interval / `CHANGE_POLLS`, and the poll period plus loading
+  the changed rows and dispatching what became due stays inside the bound; only the changed
+  rows are loaded, never the table. The settings file is stat'ed at the same pace;
+* due slots are claimed in the store before they are published with publisher confirms and
+  marked dispatched afterwards (`Dispatcher`: the outbox), so each slot is sent exactly once by
+  whichever beat holds the lease (`Leadership`), and a claim whose publish never got confirmed
+  is republished with the same task id;
+* settings.toml is watched (`SettingsWatcher`); a good edit is synced into the store and reaches
+  the heap through the same change feed, a bad one is logged and changes nothing;
+* a broker or database outage never stops beat: it backs off (0.5 s doubling to 10 s), logs once
+  per state change (`Outage`), and afterwards dispatches per each entry's catch-up policy;
+* the beat's status row (role, time of its last completed tick, dispatch lag) is written by the
+  lease thread after each lease round (every lease_ttl / 3), not by the tick: an idle tick does
+  no store write, and a tick loop that hangs shows as a `last_tick` that stops moving while the
+  status keeps coming.
+
+Settings come from the Celery app (`scheduling.celery.appsettings.ensure_settings`: configured by
+`init_celery`, else read once from ``$PERIODIC_SETTINGS``), so ``celery -A team_app beat -S
+scheduling.scheduler:DatabaseScheduler`` works on any Celery app; the settings file is watched
+unless the settings were built in code (source "settings"). The topology is declared on every
+new broker connection, so beat needs no worker to have started first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.beat import ScheduleEntry as BeatEntry
+from celery.beat import Scheduler
+from sqlalchemy.engine import make_url
+
+from scheduling.beat.config_watch import SettingsWatcher, sync_schedule
+from scheduling.beat.dispatcher import Dispatcher
+from scheduling.beat.entrytable import EntryTable
+from scheduling.beat.leadership import Leadership
+from scheduling.beat.outage import Outage
+from scheduling.broker.publisher import ConfirmedPublisher
+from scheduling.broker.topology import declarer
+from scheduling.celery.appsettings import ensure_settings
+from scheduling.config.imports import import_task_modules
+from scheduling.config.loading import load_settings
+from scheduling.config.registry import validate_against_registry
+from scheduling.config.settings import Settings
+from scheduling.errors import ConfigError, LeaseLost, PublishError, StoreError
+from scheduling.store import BeatStatus, Store
+
+__all__ = ["DatabaseScheduler"]
+
+logger = logging.getLogger(__name__)
+
+LOADER_KEY = "periodic_settings_loader"
+BURST_LIMIT = 20_000
+"""Entries handled per tick; a larger burst continues on the next tick, without sleeping."""
+SWEEP_INTERVAL = 30.0
+"""How often the leader looks for old unconfirmed claims (e.g. a "run now" whose sender died)."""
+CHANGE_POLLS = 4
+"""Change-sequence reads per sync_interval: the poll period leaves 3/4 of the bound to process."""
+_PROCESS_TAG = secrets.token_hex(3)
+"""Tells apart two beats that reuse a PID on one host; shared by every scheduler in a process."""
+
+
+def _load_and_import(path: Path) -> Settings:
+    """A hot reload imports what the new file adds to ``[app].imports`` before validating."""
+    settings = load_settings(path)
+    import_task_modules(settings, str(path))
+    return settings
+
+
+class DatabaseScheduler(Scheduler):
+    """A `celery.beat.Scheduler` whose schedule, ledger and lease live in the store."""
+
+    def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
+        try:
+            self.settings, self.source = ensure_settings(app)
+        except ConfigError as error:
+            logger.critical("%s", error)
+            raise SystemExit(f"periodic: {error}") from None
+        self.sync_interval: float = float(self.settings.beat.sync_interval.total_seconds())
+        self.poll_interval = self.sync_interval / CHANGE_POLLS
+        self.beat_id = f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TAG}"
+        self.table = EntryTable(self.settings)
+        self.publisher = ConfirmedPublisher.from_settings(
+            self.settings.broker, declare=declarer(self.settings)
+        )
+        self.store: Store | None = None
+        self.leadership: Leadership | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.watcher: SettingsWatcher | None = None
+        self.store_outage = Outage("store", logger)
+        self.broker_outage = Outage("broker", logger)
+        self._unsynced: Settings | None = None
+        self._seq = 0
+        self._led_generation = 0
+        self._next_check = 0.0
+        self._next_sweep = 0.0
+        self._republish = False
+        self._more_due = False
+        self._lag: float | None = None
+        self._progress: tuple[datetime, float | None] = (datetime.now(UTC), None)
+        """(end of the last completed tick, last dispatch lag): one tuple, so the lease thread
+        reads both at once without a lock."""
+        self._closed = False
+        kwargs["max_interval"] = self.poll_interval
+        super().__init__(app, *args, **kwargs)
+        self.max_interval = self.poll_interval  # type: ignore[assignment]  # Celery takes floats
+
+    # --- Celery's interface -------------------------------------------------------------
+
+    def setup_schedule(self) -> None:
+        """Validate, watch the file, then connect (a store outage here is retried by `tick`)."""
+        self._check_or_exit(self.settings)
+        path = Path(self.source)
+        if self.source != "settings" and path.is_file():
+            loader: Callable[[Path], Settings] = self.app.conf.get(LOADER_KEY) or _load_and_import
+            self.watcher = SettingsWatcher(path, loader, self._validate)
+        try:
+            self._bootstrap(at_start=True)
+        except StoreError as error:
+            self.store_outage.failed(error)
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """One pass: changes, leadership, due slots. Returns the seconds to sleep."""
+        if self._closed:
+            return self.poll_interval
+        try:
+            delay = self._tick()
+        except Exception:
+            logger.exception("beat tick failed; continuing")
+            delay = self.poll_interval
+        self._progress = (datetime.now(UTC), self._lag)
+        return delay
+
+    def sync(self) -> None:
+        """Nothing to flush: every decision is written to the store when it is made."""
+
+    def close(self) -> None:
+        """Hand back the lease and close the broker and store connections (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.leadership is not None:
+            self.leadership.stop()
+        self.publisher.close()
+        if self.store is not None:
+            self.store.close()
+        super().close()
+
+    def get_schedule(self) -> dict[str, BeatEntry]:
+        """The active entries as Celery `ScheduleEntry` objects (built on demand, for display).
+
+        Beat keeps no definitions in memory, so this reads the active entries' records.
+        """
+        schedule: dict[str, BeatEntry] = {}
+        active = [name for name, row in self.table.index.items() if row.active]
+        records = self.store.get_entries(active) if self.store is not None else []
+        for record in records:
+            shape = self.table.shape(record) if record.active else None
+            if shape is None:
+                continue
+            schedule[record.name] = BeatEntry(
+                name=record.name,
+                task=shape.task,
+                schedule=shape.timetable,
+                args=tuple(record.definition.args),
+                kwargs=dict(record.definition.kwargs),
+                options={"queue": shape.queue},
+                app=self.app,
+            )
+        return schedule
+
+    def set_schedule(self, schedule: Any) -> None:
+        self.data = schedule
+
+    schedule = property(get_schedule, set_schedule)
+
+    @property
+    def info(self) -> str:
+        url = make_url(self.settings.app.database_url.get_secret_value())
+        beat = self.settings.beat
+        return (
+            f"    . store -> {url.render_as_string(hide_password=True)}\n"
+            f"    . sync interval -> {beat.sync_interval.total_seconds()}s, "
+            f"lease ttl -> {beat.lease_ttl.total_seconds()}s, beat id -> {self.beat_id}"
+        )
+
+    # --- start-up -----------------------------------------------------------------------
+
+    def _validate(self, settings: Settings, source: str) -> None:
+        validate_against_registry(settings, self.app.tasks, source)
+
+    def _check_or_exit(self, settings: Settings) -> None:
+        try:
+            self._validate(settings, self.source)
+        except ConfigError as error:
+            logger.critical("%s", error)
+            raise SystemExit(f"periodic: {error}") from None
+
+    def _bootstrap(self, *, at_start: bool = False) -> None:
+        if self.store is None:
+            self.store = Store.open(self.settings.app.database_url.get_secret_value())
+        self.table.fetch = self.store.get_entries
+        try:
+            self._sync_settings(self.settings)
+        except ConfigError as error:
+            if not at_start:
+                raise
+            logger.critical("%s", error)
+            raise SystemExit(f"periodic: {error}") from None
+        self.leadership = Leadership(
+            self.store, self.beat_id, self.settings.beat.lease_ttl, self._report_status
+        )
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.publisher,
+            self.table,
+            self.beat_id,
+            self.settings.beat.max_catchup,
+        )
+        self.leadership.start()
+        self.store_outage.succeeded()
+
+    def _sync_settings(self, settings: Settings) -> None:
+        assert self.store is not None
+        summary = sync_schedule(self.store, settings, datetime.now(UTC))
+        if summary.changed:
+            logger.info(
+                "settings synced: %d created, %d updated, %d pruned, %d unchanged",
+                len(summary.created),
+                len(summary.updated),
+                len(summary.pruned),
+                summary.unchanged,
+            )
+
+    # --- the tick -----------------------------------------------------------------------
+
+    def _tick(self) -> float:
+        mono = time.monotonic()
+        if self.store_outage.down and not self.store_outage.ready():
+            return self._delay(mono, None)
+        try:
+            if self.dispatcher is None:
+                self._bootstrap()
+            self._watch_settings(mono)
+            token = self.leadership.token if self.leadership else None
+            if token is not None:
+                self._lead(token, mono)
+        except StoreError as error:
+            self.store_outage.failed(error)
+            return self._delay(mono, None)
+        if self.leadership is None or not self.leadership.store_failing:
+            # A tick that only read proves little (SQLite readers pass a held write lock):
+            # the store is back once the lease thread's writes go through as well.
+            self.store_outage.succeeded()
+        leading = self.leadership is not None and self.leadership.leading
+        return self._delay(mono, self.table.next_due() if leading else None)
+
+    def _delay(self, mono: float, next_due: datetime | None) -> float:
+        if self._more_due:
+            return 0.0
+        delay = self._next_check - mono
+        if next_due is not None:
+            delay = min(delay, (next_due - datetime.now(UTC)).total_seconds())
+        outage = self.store_outage if self.store_outage.down else self.broker_outage
+        if outage.down and not outage.ready():
+            delay = min(delay, outage.wait())
+        return max(0.0, min(delay, self.poll_interval))
+
+    def _watch_settings(self, mono: float) -> None:
+        if mono < self._next_check:
+            return
+        self._next_check = mono + self.poll_interval
+        if self.watcher is not None:
+            changed = self.watcher.poll()
+            if changed is not None:
+                self._unsynced = changed
+        if self._unsynced is not None:
+            self._apply_settings(self._unsynced)
+        leadership = self.leadership
+        # Right after becoming leader a full load comes next instead.
+        if (
+            leadership is not None
+            and leadership.leading
+            and leadership.generation == self._led_generation
+        ):
+            self._pull_changes()
+
+    def _apply_settings(self, settings: Settings) -> None:
+        try:
+            self._sync_settings(settings)
+        except ConfigError as error:
+            logger.error(
+                "settings change rejected, the last good schedule keeps running: %s", error
+            )
+            self._unsynced = None
+            return
+        self._unsynced = None
+        if settings.model_dump(exclude={"schedule"}) != self.settings.model_dump(
+            exclude={"schedule"}
+        ):
+            logger.warning("settings outside [schedule] changed; they take effect at restart")
+        self.settings = settings
+        self.table.use_settings(settings)
+
+    def _pull_changes(self) -> None:
+        assert self.store is not None
+        if self.store.change_seq() == self._seq:
+            return
+        self._seq, changed, deleted = self.store.changes_since(self._seq)
+        resumed = self.table.apply(changed, deleted)
+        logger.info("schedule changes: %d entries changed, %d deleted", len(changed), len(deleted))
+        now = datetime.now(UTC)
+        for record in resumed:
+            # Slots that fell during a pause were paused, not missed: resume at the next one.
+            shape = self.table.shape(record)
+            if shape is None or record.next_run_at is None or record.next_run_at > now:
+                continue
+            upcoming = shape.timetable.next_after(now)
+            self.store.set_next_run(record.name, upcoming)
+            self.table.advance(record.name, upcoming, 0)
+
+    def _lead(self, token: int, mono: float) -> None:
+        assert self.store is not None
+        assert self.dispatcher is not None
+        assert self.leadership is not None
+        if self.leadership.generation != self._led_generation:
+            self._take_over()
+            self._led_generation = self.leadership.generation
+        if not self._broker_ready():
+            return
+        now = datetime.now(UTC)
+        try:
+            if self._republish or mono >= self._next_sweep:
+                older_than = None if self._republish else now - timedelta(seconds=SWEEP_INTERVAL)
+                self.dispatcher.republish_pending(now, older_than)
+                self._republish = False
+                self._next_sweep = mono + SWEEP_INTERVAL
+            self._dispatch(token, now)
+        except PublishError as error:
+            self._republish = True
+            self.broker_outage.failed(error)
+
+    def _take_over(self) -> None:
+        assert self.store is not None
+        started = time.monotonic()
+        self._seq = self.store.change_seq()
+        self.table.load(self.store.entry_index())
+        self._republish = True
+        logger.info(
+            "leader: %d entries loaded in %.2fs", len(self.table), time.monotonic() - started
+        )
+
+    def _broker_ready(self) -> bool:
+        if not self.broker_outage.down:
+            return True
+        if not self.broker_outage.ready():
+            return False
+        try:
+            self.publisher.ensure_connected()
+        except PublishError as error:
+            self.broker_outage.failed(error)
+            return False
+        self.broker_outage.succeeded()
+        self._republish = True
+        return True
+
+    def _dispatch(self, token: int, now: datetime) -> None:
+        assert self.dispatcher is not None
+        assert self.leadership is not None
+        due = self.table.pop_due(now, BURST_LIMIT)
+        self._more_due = len(due) == BURST_LIMIT
+        if not due:
+            return
+        try:
+            report = self.dispatcher.dispatch_due(due, token, now)
+        except LeaseLost as error:
+            self.leadership.step_down(str(error))
+            self.table.retry_later(record.name for record in due)
+            return
+        except StoreError:
+            self.table.retry_later(record.name for record in due)
+            raise
+        self.broker_outage.succeeded()
+        if report.dispatched:
+            self._lag = report.lag
+            names = sorted({record.name for record in due})
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            logger.info("dispatched %d runs (%s), lag %.3fs", report.dispatched, shown, report.lag)
+
+    def _report_status(self, leading: bool) -> None:
+        """Write this beat's status; called by `Leadership` from the lease thread."""
+        store = self.store
+        if store is None or self._closed:
+            return
+        last_tick, lag = self._progress
+        store.record_beat(
+            BeatStatus(
+                beat_id=self.beat_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                role="leader" if leading else "standby",
+                last_tick=last_tick,
+                lag=lag,
+            )
+        )

@@ -1,0 +1,1 @@
+"""All broker I/O: topology declaration, queue status and the confirmed publisher."""

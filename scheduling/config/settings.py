@@ -1,0 +1,296 @@
+"""Typed settings: the models that `settings.toml` and ``PERIODIC_*`` variables must fit.
+
+Every model forbids unknown keys, because a misspelt key that is silently ignored is a schedule
+that silently never runs. Secrets are `SecretStr` and never appear in reprs or errors.
+Loading (file, environment, error messages) lives in `scheduling.config.loading`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from scheduling.config.durations import Duration, format_duration
+from scheduling.timing.cron import CronExpression
+
+ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}\Z")
+r"""Used with ``match``; ``\Z`` (not ``$``) so a trailing newline is refused."""
+MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+AUTO_EXPIRES_CAP = timedelta(hours=1)
+
+
+def _check_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; expected an IANA name like 'Europe/Berlin' or 'UTC'"
+        ) from None
+    return name
+
+
+def _check_cron(text: str) -> str:
+    CronExpression.parse(text)
+    return text
+
+
+def _check_module(name: str) -> str:
+    if len(name) > 200 or not MODULE_NAME.match(name):
+        raise ValueError(f"{name!r} is not a dotted Python module name like 'acme.tasks'")
+    return name
+
+
+ZoneName = Annotated[str, AfterValidator(_check_zone)]
+ModuleName = Annotated[str, AfterValidator(_check_module)]
+CronText = Annotated[str, AfterValidator(_check_cron)]
+CatchupPolicy = Literal["skip", "latest", "all"]
+OverlapPolicy = Literal["allow", "skip"]
+SCHEDULE_KINDS = ("every", "cron", "at")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class AppSettings(StrictModel):
+    timezone: ZoneName = "UTC"
+    database_url: SecretStr = SecretStr("sqlite:///var/periodic.db")
+    environment: Literal["development", "production"] = "production"
+    """Only ``development`` accepts the token that ``nox -s serve`` writes under var/."""
+    secret_key: SecretStr | None = None
+    """Signs the dashboard's session cookie; required in production (serve makes one in dev)."""
+    imports: list[ModuleName] = Field(default_factory=list, max_length=200)
+    """Task modules every process imports before the schedule is checked (Celery's word)."""
+
+
+class BrokerSettings(StrictModel):
+    url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672//")
+    confirm_publish: bool = True
+    heartbeat: Duration = timedelta(seconds=30)
+    connect_timeout: Duration = timedelta(seconds=4)
+    publish_timeout: Duration = timedelta(seconds=5)
+
+
+class QueueSettings(StrictModel):
+    priority: int = Field(default=5, ge=0, le=9)
+    """Rank of the queue (9 = most urgent); the message priority when `max_priority` is set."""
+    default: bool = False
+    max_priority: int | None = Field(default=None, ge=1, le=255)
+    message_ttl: Duration | None = None
+
+
+class BeatSettings(StrictModel):
+    scheduler: Literal["static", "database"] = "database"
+    sync_interval: Duration = timedelta(seconds=1)
+    lease_ttl: Duration = timedelta(seconds=10)
+    max_catchup: int = Field(default=100, ge=0)
+    schedule_file: str = "var/celerybeat-schedule"
+    lag_alert: Duration = timedelta(seconds=30)
+    """Readiness fails when the leader's dispatch lag exceeds this."""
+
+    @model_validator(mode="after")
+    def _positive(self) -> BeatSettings:
+        if self.sync_interval <= timedelta(0):
+            raise ValueError("sync_interval must be greater than 0s")
+        if self.lease_ttl < timedelta(seconds=1):
+            raise ValueError("lease_ttl must be at least 1s")
+        return self
+
+
+class ApiToken(StrictModel):
+    name: str = Field(min_length=1)
+    secret: SecretStr
+    scope: Literal["read", "write"]
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("a token secret must be at least 16 characters")
+        return value
+
+
+class ApiSettings(StrictModel):
+    tokens: list[ApiToken] = []
+
+
+class SmtpSettings(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    ssl: bool = False
+    sender: str = "periodic@localhost"
+    timeout: Duration = timedelta(seconds=10)
+
+
+class WebhookSettings(StrictModel):
+    allowed_hosts: list[str] = []
+
+
+class TaskTimeLimits(StrictModel):
+    """`[worker.time_limits."<task name>"]`: limits of one task, overriding the worker's."""
+
+    soft: Duration | None = None
+    """SoftTimeLimitExceeded is raised inside the task, which may clean up."""
+    hard: Duration | None = None
+    """The pool process running the task is killed."""
+
+    @model_validator(mode="after")
+    def _soft_before_hard(self) -> TaskTimeLimits:
+        if self.soft is None and self.hard is None:
+            raise ValueError("set soft, hard or both")
+        for name, value in (("soft", self.soft), ("hard", self.hard)):
+            if value is not None and value <= timedelta(0):
+                raise ValueError(f"{name} must be greater than 0s")
+        if self.soft is not None and self.hard is not None and self.soft >= self.hard:
+            raise ValueError("soft must be shorter than hard")
+        return self
+
+
+class WorkerSettings(StrictModel):
+    soft_time_limit: Duration = timedelta(minutes=5)
+    time_limit: Duration = timedelta(minutes=10)
+    max_retries: int = Field(default=5, ge=0)
+    retry_backoff: Duration = timedelta(seconds=2)
+    retry_backoff_max: Duration = timedelta(minutes=5)
+    max_deliveries: int = Field(default=5, ge=1)
+    time_limits: dict[str, TaskTimeLimits] = {}
+    """Per-task limits by task name; a task not listed gets the two above."""
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> WorkerSettings:
+        if self.soft_time_limit >= self.time_limit:
+            raise ValueError("soft_time_limit must be shorter than time_limit")
+        for task, limits in self.time_limits.items():
+            soft = limits.soft or self.soft_time_limit
+            hard = limits.hard or self.time_limit
+            if soft >= hard:
+                raise ValueError(
+                    f"time_limits.{task!r}: the soft limit ({format_duration(soft)}) must be "
+                    f"shorter than the hard limit ({format_duration(hard)}; worker.time_limit "
+                    "applies when hard is not set)"
+                )
+        return self
+
+
+class ScheduleEntry(StrictModel):
+    """One `[schedule.<name>]` table. Exactly one of `every`, `cron`, `at` says when."""
+
+    task: str = Field(min_length=1)
+    every: Duration | None = None
+    cron: CronText | None = None
+    at: AwareDatetime | None = None
+    solar: Any = None
+    timezone: ZoneName | None = None
+    queue: str | None = None
+    args: list[JsonValue] = []
+    kwargs: dict[str, JsonValue] = {}
+    catchup: CatchupPolicy = "latest"
+    misfire_grace: Duration | None = None
+    overlap: OverlapPolicy = "allow"
+    jitter: Duration = timedelta(0)
+    expires: Literal["auto", "never"] | Duration = "auto"
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    max_runs: int | None = Field(default=None, ge=1)
+    enabled: bool = True
+    description: str = ""
+
+    @field_validator("solar")
+    @classmethod
+    def _no_solar(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError(
+                "solar schedules are not supported yet; use cron in the entry's timezone"
+            )
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _every_positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(seconds=1):
+            raise ValueError("every must be at least 1s")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> ScheduleEntry:
+        given = [kind for kind in SCHEDULE_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none"
+            raise ValueError(f"exactly one of every, cron, at is required (found: {found})")
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.every is not None and self.jitter >= self.every:
+            raise ValueError("jitter must be shorter than every")
+        return self
+
+    @property
+    def kind(self) -> Literal["every", "cron", "at"]:
+        if self.every is not None:
+            return "every"
+        return "cron" if self.cron is not None else "at"
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with `scheduling.config.loading.load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PERIODIC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+    )
+
+    app: AppSettings = AppSettings()
+    broker: BrokerSettings = BrokerSettings()
+    queues: dict[str, QueueSettings] = {
+        "high": QueueSettings(priority=9),
+        "default": QueueSettings(priority=5, default=True),
+        "low": QueueSettings(priority=1),
+    }
+    routes: dict[str, str] = {}
+    beat: BeatSettings = BeatSettings()
+    api: ApiSettings = ApiSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    worker: WorkerSettings = WorkerSettings()
+    schedule: dict[str, ScheduleEntry] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML document arrives as init kwargs (read by `load_settings`, which owns the
+        # file and its error messages); the environment beats it, key by key.
+        return (env_settings, init_settings)
+
+    @property
+    def default_queue(self) -> str:
+        marked = [name for name, queue in self.queues.items() if queue.default]
+        return marked[0] if marked else next(iter(self.queues))
+
+    def entry_zone(self, entry: ScheduleEntry) -> ZoneInfo:
+        return ZoneInfo(entry.timezone or self.app.timezone)

@@ -1,0 +1,330 @@
+"""``/api/v1/schedules``: list, create, read, redefine, delete, pause, resume, run now, preview.
+
+Each view does its blocking work (store, broker) in one `run_blocking` call: the event loop
+only parses, dispatches and serialises. Run-now joins the process's run-now batch instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from flask import request, url_for
+from flask.typing import ResponseReturnValue
+from pydantic import BaseModel, ValidationError
+
+from scheduling.config.settings import ScheduleEntry
+from scheduling.errors import EntryNotFound
+from scheduling.flask.api.openapi import operation
+from scheduling.flask.api.problems import ApiProblem
+from scheduling.flask.api.schemas import (
+    NextOut,
+    NextQuery,
+    RunAccepted,
+    RunList,
+    RunsQuery,
+    ScheduleIn,
+    ScheduleList,
+    ScheduleListQuery,
+    ScheduleOut,
+    SchedulePatch,
+    ScheduleReplace,
+    iso,
+    run_body,
+    schedule_body,
+)
+from scheduling.flask.asyncio_bridge import AsyncBlueprint, run_blocking
+from scheduling.flask.services import Services, current_services
+from scheduling.operations import entries as operations
+from scheduling.operations.entries import FieldProblem, validation_problems
+from scheduling.store import EntryRecord
+
+__all__ = ["schedules"]
+
+schedules = AsyncBlueprint("schedules", __name__)
+TAG = "schedules"
+Reply = ResponseReturnValue
+
+Query = TypeVar("Query", bound=BaseModel)
+
+_DEFINITION_FIELDS = frozenset(ScheduleEntry.model_fields)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def json_object() -> dict[str, Any]:
+    """The request body as a JSON object, or a problem saying why it is not one."""
+    if not request.is_json:
+        raise ApiProblem(
+            415, "Unsupported Media Type", "send the body as application/json", kind="media-type"
+        )
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiProblem.invalid(
+            [FieldProblem("", "the body must be a JSON object")],
+            "the body is not a JSON object; nothing was changed",
+        )
+    return body
+
+
+def parse_query(model: type[Query]) -> Query:
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as error:
+        raise ApiProblem.invalid(validation_problems(error), "invalid query parameters") from None
+
+
+def definition_of(body: BaseModel) -> ScheduleEntry:
+    fields = body.model_dump(include=set(_DEFINITION_FIELDS), exclude_unset=True)
+    return ScheduleEntry.model_validate(fields)
+
+
+def view_of(services: Services, record: EntryRecord) -> dict[str, Any]:
+    view = operations.entry_view(services.store, services.settings, record, now())
+    return schedule_body(view)
+
+
+def load_view(services: Services, name: str) -> dict[str, Any]:
+    record = services.store.get_entry(name)
+    if record is None:
+        raise EntryNotFound(f"no schedule entry named {name!r}")
+    return view_of(services, record)
+
+
+@schedules.get("/schedules")
+@operation(
+    "listSchedules",
+    "Entries by name, one page at a time",
+    tag=TAG,
+    query=ScheduleListQuery,
+    responses={200: ScheduleList},
+)
+async def list_schedules() -> Reply:
+    query = parse_query(ScheduleListQuery)
+    services = current_services()
+
+    def page() -> dict[str, Any]:
+        records, cursor = operations.list_entries(
+            services.store,
+            services.settings,
+            after=query.after,
+            limit=query.limit,
+            source=query.source,
+            enabled=query.enabled,
+            queue=query.queue,
+        )
+        return {"items": [view_of(services, r) for r in records], "next": cursor}
+
+    return await run_blocking(page)
+
+
+@schedules.post("/schedules")
+@operation(
+    "createSchedule",
+    "Create an API-owned entry",
+    tag=TAG,
+    body=ScheduleIn,
+    responses={201: ScheduleOut},
+    errors=(409,),
+)
+async def create_schedule() -> Reply:
+    body = ScheduleIn.model_validate(json_object())
+    definition = definition_of(body)
+    services = current_services()
+
+    def create() -> dict[str, Any]:
+        record = operations.create_entry(
+            services.store, services.settings, services.registry, body.name, definition, now()
+        )
+        return view_of(services, record)
+
+    created = await run_blocking(create)
+    location = url_for("periodic_api.schedules.get_schedule", name=body.name)
+    return created, 201, {"Location": location}
+
+
+@schedules.get("/schedules/<name>")
+@operation(
+    "getSchedule",
+    "One entry: definition, source, next and last run, lateness",
+    tag=TAG,
+    responses={200: ScheduleOut},
+    errors=(404,),
+)
+async def get_schedule(name: str) -> Reply:
+    return await run_blocking(load_view, current_services(), name)
+
+
+@schedules.put("/schedules/<name>")
+@operation(
+    "replaceSchedule",
+    "Redefine an API-owned entry (or create it)",
+    tag=TAG,
+    body=ScheduleReplace,
+    responses={200: ScheduleOut, 201: ScheduleOut},
+    errors=(409,),
+    description="Entries declared in settings.toml answer 409: change them in the file.",
+)
+async def replace_schedule(name: str) -> Reply:
+    body = ScheduleReplace.model_validate(json_object())
+    if body.name is not None and body.name != name:
+        raise ApiProblem.invalid([FieldProblem("name", f"must match the path ({name!r})")])
+    definition = definition_of(body)
+    services = current_services()
+
+    def put() -> tuple[dict[str, Any], bool]:
+        record, created = operations.put_entry(
+            services.store, services.settings, services.registry, name, definition, now()
+        )
+        return view_of(services, record), created
+
+    view, created = await run_blocking(put)
+    return view, 201 if created else 200
+
+
+@schedules.patch("/schedules/<name>")
+@operation(
+    "patchSchedule",
+    "Change some fields of an API-owned entry (JSON merge patch)",
+    tag=TAG,
+    body=SchedulePatch,
+    responses={200: ScheduleOut},
+    errors=(404, 409),
+)
+async def patch_schedule(name: str) -> Reply:
+    raw = json_object()
+    patch = SchedulePatch.model_validate(raw)
+    changes = {key: value for key, value in raw.items() if key in patch.model_fields_set}
+    changes.pop("status", None)
+    services = current_services()
+
+    def apply() -> dict[str, Any]:
+        record = services.store.get_entry(name)
+        if record is None:
+            raise EntryNotFound(f"no schedule entry named {name!r}")
+        definition = operations.patched_definition(record.definition, changes)
+        updated = operations.replace_entry(
+            services.store, services.settings, services.registry, name, definition, now()
+        )
+        return view_of(services, updated)
+
+    return await run_blocking(apply)
+
+
+@schedules.delete("/schedules/<name>")
+@operation(
+    "deleteSchedule",
+    "Delete an API-owned entry (its run history stays)",
+    tag=TAG,
+    responses={204: None},
+    errors=(404, 409),
+)
+async def delete_schedule(name: str) -> Reply:
+    services = current_services()
+    await run_blocking(operations.delete_entry, services.store, name)
+    return "", 204
+
+
+@schedules.post("/schedules/<name>/pause")
+@operation(
+    "pauseSchedule",
+    "Stop dispatching an entry (any owner)",
+    tag=TAG,
+    responses={200: ScheduleOut},
+    errors=(404,),
+)
+async def pause_schedule(name: str) -> Reply:
+    services = current_services()
+
+    def pause() -> dict[str, Any]:
+        return view_of(services, operations.pause_entry(services.store, name))
+
+    return await run_blocking(pause)
+
+
+@schedules.post("/schedules/<name>/resume")
+@operation(
+    "resumeSchedule",
+    "Resume an entry from its next slot after now (no burst for the paused time)",
+    tag=TAG,
+    responses={200: ScheduleOut},
+    errors=(404,),
+)
+async def resume_schedule(name: str) -> Reply:
+    services = current_services()
+
+    def resume() -> dict[str, Any]:
+        record = operations.resume_entry(services.store, services.settings, name, now())
+        return view_of(services, record)
+
+    return await run_blocking(resume)
+
+
+@schedules.post("/schedules/<name>/run")
+@operation(
+    "runSchedule",
+    "Run an entry now; 202 once the broker confirmed the message",
+    tag=TAG,
+    responses={202: RunAccepted},
+    errors=(404,),
+    description="503 (within 2 s) when the broker does not confirm; then nothing was started.",
+)
+async def run_schedule(name: str) -> Reply:
+    # Joins this process's next run-now batch (one claim, one confirmed publish, one mark for
+    # all requests in flight); the loop waits on the batch's future without a pool thread.
+    run = await asyncio.wrap_future(current_services().run_now(name))
+    location = url_for("periodic_api.runs.get_run", task_id=run.task_id)
+    return {"task_id": run.task_id, "run": location}, 202, {"Location": location}
+
+
+@schedules.get("/schedules/<name>/next")
+@operation(
+    "nextFireTimes",
+    "Preview the next fire times, in UTC and in the entry's zone",
+    tag=TAG,
+    query=NextQuery,
+    responses={200: NextOut},
+    errors=(404,),
+)
+async def next_fire_times(name: str) -> Reply:
+    query = parse_query(NextQuery)
+    services = current_services()
+    start = query.after.astimezone(UTC) if query.after else now()
+    zone, times = await run_blocking(
+        operations.next_fire_times, services.store, services.settings, name, start, query.count
+    )
+    return {
+        "name": name,
+        "timezone": zone,
+        "fire_times": [iso(t) for t in times],
+        "fire_times_local": [iso(t.astimezone(ZoneInfo(zone))) for t in times],
+    }
+
+
+@schedules.get("/schedules/<name>/runs")
+@operation(
+    "listScheduleRuns",
+    "Runs of an entry, newest first",
+    tag=TAG,
+    query=RunsQuery,
+    responses={200: RunList},
+    errors=(404,),
+)
+async def list_schedule_runs(name: str) -> Reply:
+    query = parse_query(RunsQuery)
+    services = current_services()
+
+    def page() -> dict[str, Any]:
+        store = services.store
+        runs = store.runs_for_entry(name, before_id=query.before, limit=query.limit + 1)
+        if not runs and store.get_entry(name) is None:
+            raise EntryNotFound(f"no schedule entry named {name!r}")
+        more = len(runs) > query.limit
+        runs = runs[: query.limit]
+        return {"items": [run_body(r) for r in runs], "next": runs[-1].id if more else None}
+
+    return await run_blocking(page)

@@ -1,0 +1,361 @@
+"""Request and response models of `/api/v1`: what the views validate and what OpenAPI documents.
+
+A schedule body has the field names of a `[schedule.<name>]` table plus ``name``; the write
+models subclass `scheduling.config.settings.ScheduleEntry`, so the API validates exactly what the
+file
+does. Responses add a read-only ``status`` object; a client may send a fetched body back
+unchanged (``status`` is ignored on write). Every instant in a response is ISO-8601: UTC with
+``Z``, or the entry's own zone with its offset where the field name says ``local``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+
+from scheduling.config.settings import ScheduleEntry
+from scheduling.operations.entries import EntryView, QueueView
+from scheduling.store import BeatStatus, LeaseRecord, RunRecord
+
+__all__ = [
+    "BeatOut",
+    "ErrorItem",
+    "NextOut",
+    "NextQuery",
+    "Problem",
+    "QueueList",
+    "QueueOut",
+    "RunAccepted",
+    "RunList",
+    "RunOut",
+    "RunsQuery",
+    "ScheduleIn",
+    "ScheduleList",
+    "ScheduleListQuery",
+    "ScheduleOut",
+    "SchedulePatch",
+    "ScheduleReplace",
+    "ScheduleStatus",
+    "beat_body",
+    "iso",
+    "queue_body",
+    "run_body",
+    "schedule_body",
+]
+
+NAME_FIELD = Field(min_length=1, max_length=200, description="The entry's name (its table key).")
+READ_ONLY_STATUS = Field(
+    default=None,
+    exclude=True,
+    description="Ignored on write, so a fetched body can be sent back as it is.",
+    json_schema_extra={"readOnly": True},
+)
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+class ScheduleIn(ScheduleEntry):
+    """``POST /schedules``: a `[schedule.<name>]` table plus its name."""
+
+    name: str = NAME_FIELD
+    status: dict[str, Any] | None = READ_ONLY_STATUS
+
+
+class ScheduleReplace(ScheduleEntry):
+    """``PUT /schedules/{name}``: the whole definition; ``name``, if given, must match the path."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    status: dict[str, Any] | None = READ_ONLY_STATUS
+
+
+def _optional(annotation: Any) -> Any:
+    return annotation | None
+
+
+SchedulePatch: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "SchedulePatch",
+    __config__=ConfigDict(extra="forbid", hide_input_in_errors=True),
+    __doc__=(
+        "``PATCH /schedules/{name}``: a JSON merge patch (RFC 7396) of the definition. ``null`` "
+        "resets a field to its default; setting one of every/cron/at replaces the current kind."
+    ),
+    **{
+        field_name: (_optional(info.annotation), None)
+        for field_name, info in ScheduleEntry.model_fields.items()
+        if field_name != "solar"
+    },
+    status=(dict[str, Any] | None, READ_ONLY_STATUS),
+)
+
+
+class ScheduleListQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    after: str | None = Field(default=None, description="Cursor: the `next` of the previous page.")
+    limit: int = Field(default=100, ge=1, le=500)
+    enabled: bool | None = None
+    source: Literal["config", "api"] | None = None
+    queue: str | None = None
+
+
+class RunsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    before: int | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="Cursor: the `next` of the page."
+    )
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class NextQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    count: int = Field(default=5, ge=1, le=1000)
+    after: AwareDatetime | None = Field(
+        default=None, description="ISO-8601 with Z or an offset (URL-encode '+'); default now."
+    )
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+class RunError(ApiModel):
+    type: str | None
+    message: str | None
+
+
+class RunOut(ApiModel):
+    task_id: str
+    entry: str
+    scheduled_for: str
+    state: str
+    manual: bool
+    queue: str | None
+    claimed_at: str
+    dispatched_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    runtime: float | None = Field(description="Seconds.")
+    hostname: str | None
+    retries: int
+    error: RunError | None
+
+
+class RunList(ApiModel):
+    items: list[RunOut]
+    next: int | None = Field(description="Pass as `before` for the next (older) page.")
+
+
+class ScheduleStatus(ApiModel):
+    source: Literal["config", "api"]
+    paused: bool
+    active: bool = Field(description="enabled and not paused")
+    queue: str = Field(description="The queue runs go to (entry, then [routes], then default).")
+    timezone: str
+    schedule: str = Field(description="The schedule in words.")
+    next_run_at: str | None = Field(description="UTC.")
+    next_run_local: str | None = Field(description="In the entry's zone.")
+    last_run: RunOut | None
+    last_slot_missed: bool
+    late: bool
+    total_runs: int
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class ScheduleOut(ScheduleEntry):
+    name: str
+    status: ScheduleStatus
+
+
+class ScheduleList(ApiModel):
+    items: list[ScheduleOut]
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last.")
+
+
+class NextOut(ApiModel):
+    name: str
+    timezone: str
+    fire_times: list[str] = Field(description="UTC.")
+    fire_times_local: list[str] = Field(description="The same instants in the entry's zone.")
+
+
+class RunAccepted(ApiModel):
+    task_id: str
+    run: str = Field(description="Where to follow the run.")
+
+
+class QueueOut(ApiModel):
+    name: str
+    priority: int
+    default: bool
+    max_priority: int | None
+    exists: bool
+    messages: int = Field(description="Messages ready.")
+    consumers: int
+    routed_entries: int = Field(description="Active entries whose runs go to this queue.")
+    unattended: bool = Field(description="Entries are routed here but no worker consumes it.")
+
+
+class QueueList(ApiModel):
+    items: list[QueueOut]
+
+
+class LeaseOut(ApiModel):
+    holder: str
+    token: int
+    acquired_at: str
+    expires_at: str
+    live: bool
+
+
+class BeatInstance(ApiModel):
+    beat_id: str
+    hostname: str
+    pid: int
+    role: Literal["leader", "standby"]
+    last_tick: str
+    lag: float | None = Field(description="Seconds from slot time to confirmed dispatch.")
+
+
+class BeatOut(ApiModel):
+    scheduler: Literal["static", "database"]
+    leader: LeaseOut | None
+    lag: float | None = Field(description="The leader's dispatch lag in its last tick, seconds.")
+    lag_alert: float
+    beats: list[BeatInstance]
+
+
+class ErrorItem(ApiModel):
+    path: str = Field(description="Dotted field path; empty for the body as a whole.")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[ErrorItem] | None = None
+
+
+# --- building response bodies (plain dicts: no re-validation on the hot path) ------------------
+
+
+def iso(instant: datetime | None) -> str | None:
+    """UTC instants end in ``Z``; instants in an entry's zone keep their offset."""
+    if instant is None:
+        return None
+    text = instant.isoformat()
+    return text.replace("+00:00", "Z") if instant.tzinfo is UTC else text
+
+
+def run_body(run: RunRecord) -> dict[str, Any]:
+    error = (
+        {"type": run.error_type, "message": run.error_message}
+        if run.error_type or run.error_message
+        else None
+    )
+    return {
+        "task_id": run.task_id,
+        "entry": run.entry,
+        "scheduled_for": iso(run.scheduled_for),
+        "state": str(run.state),
+        "manual": run.manual,
+        "queue": run.queue,
+        "claimed_at": iso(run.claimed_at),
+        "dispatched_at": iso(run.dispatched_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "runtime": run.runtime,
+        "hostname": run.hostname,
+        "retries": run.retries,
+        "error": error,
+    }
+
+
+def schedule_body(view: EntryView) -> dict[str, Any]:
+    record = view.record
+    definition = record.definition.model_dump(mode="json", exclude_none=True)
+    return {
+        "name": record.name,
+        **definition,
+        "status": {
+            "source": record.owner,
+            "paused": record.paused,
+            "active": record.active,
+            "queue": view.queue,
+            "timezone": view.timezone,
+            "schedule": view.schedule,
+            "next_run_at": iso(view.next_run_at),
+            "next_run_local": iso(view.next_run_local),
+            "last_run": run_body(view.last_run) if view.last_run else None,
+            "last_slot_missed": view.last_slot_missed,
+            "late": view.late,
+            "total_runs": view.total_runs,
+            "version": record.version,
+            "created_at": iso(record.created_at),
+            "updated_at": iso(record.updated_at),
+        },
+    }
+
+
+def queue_body(view: QueueView) -> dict[str, Any]:
+    return {
+        "name": view.name,
+        "priority": view.priority,
+        "default": view.default,
+        "max_priority": view.max_priority,
+        "exists": view.exists,
+        "messages": view.messages,
+        "consumers": view.consumers,
+        "routed_entries": view.routed_entries,
+        "unattended": view.unattended,
+    }
+
+
+def beat_body(
+    scheduler: str,
+    lease: LeaseRecord | None,
+    beats: list[BeatStatus],
+    lag_alert: float,
+    now: datetime,
+) -> dict[str, Any]:
+    leader_status = next((b for b in beats if lease and b.beat_id == lease.holder), None)
+    return {
+        "scheduler": scheduler,
+        "leader": {
+            "holder": lease.holder,
+            "token": lease.token,
+            "acquired_at": iso(lease.acquired_at),
+            "expires_at": iso(lease.expires_at),
+            "live": lease.expires_at > now,
+        }
+        if lease
+        else None,
+        "lag": leader_status.lag if leader_status else None,
+        "lag_alert": lag_alert,
+        "beats": [
+            {
+                "beat_id": beat.beat_id,
+                "hostname": beat.hostname,
+                "pid": beat.pid,
+                "role": beat.role,
+                "last_tick": iso(beat.last_tick),
+                "lag": beat.lag,
+            }
+            for beat in beats
+        ],
+    }

@@ -1,0 +1,337 @@
+"""``flask --app project.app schedule …`` and ``queues …``: the schedule from the command line.
+
+The `Periodic` extension registers the groups on the app it is given (never as global
+``flask.commands`` entry points), and they check against that app's task registry. Exit codes:
+0 valid, 1 invalid configuration or a runtime failure, 2 usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from celery import Celery
+from flask import current_app, has_app_context
+
+from scheduling.beat.config_watch import sync_schedule
+from scheduling.beat.dispatcher import run_now
+from scheduling.broker.publisher import ConfirmedPublisher
+from scheduling.broker.topology import declare_topology, declarer, queue_status, topology
+from scheduling.celery.app import create_celery
+from scheduling.config.compiler import CompiledEntry, compile_entries
+from scheduling.config.imports import import_task_modules
+from scheduling.config.loading import load_settings, settings_path
+from scheduling.config.registry import validate_against_registry
+from scheduling.config.settings import Settings
+from scheduling.errors import ConfigError, EntryNotFound, PublishError, StoreError
+from scheduling.flask.services import PERIODIC, Services
+from scheduling.store import Store
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+STORE_HINT = (
+    "Check that the database runs and that [app].database_url (or PERIODIC_APP__DATABASE_URL) "
+    "points at it, then run the command again."
+)
+BROKER_HINT = (
+    "Point [broker].url (or PERIODIC_BROKER__URL) at a running RabbitMQ, e.g. after "
+    "`docker compose up -d rabbitmq`: "
+    "PERIODIC_BROKER__URL=amqp://periodic:periodic@127.0.0.1:5672/periodic; then run it again."
+)
+
+
+def settings_option(command: Command) -> Command:
+    return click.option(
+        "--settings",
+        "settings_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Settings file (default: $PERIODIC_SETTINGS, else ./settings.toml).",
+    )(command)
+
+
+def json_option(command: Command) -> Command:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(command)
+
+
+def app_services() -> Services | None:
+    """The services of the Flask app the command runs in (``flask --app …``), if any."""
+    if has_app_context():
+        found = current_app.extensions.get(PERIODIC)
+        if isinstance(found, Services):
+            return found
+    return None
+
+
+def load_checked(settings_file: Path | None, as_json: bool) -> tuple[Settings, Celery, str]:
+    """Settings validated against the registry, or exit 1 with every problem listed.
+
+    Inside an app (``flask --app …``) the registry is that app's Celery app, so a team's own
+    tasks count; without ``--settings`` the app's own settings are checked.
+    """
+    services = app_services()
+    try:
+        if services is not None and settings_file is None:
+            settings, source, celery = services.settings, services.source, services.celery
+        else:
+            path = settings_path(settings_file)
+            settings, source = load_settings(path), str(path)
+            import_task_modules(settings, source)
+            celery = services.celery if services is not None else create_celery(settings, source)
+        validate_against_registry(settings, celery.tasks, source)
+    except ConfigError as error:
+        if as_json:
+            click.echo(
+                json.dumps({"valid": False, "source": error.source, "problems": error.problems})
+            )
+        else:
+            click.echo(str(error), err=True)
+        sys.exit(1)
+    return settings, celery, source
+
+
+def parse_instant(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not ISO-8601", param_hint="--after") from None
+    if instant.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no offset; add Z or +HH:MM", param_hint="--after")
+    return instant.astimezone(UTC)
+
+
+def entry_row(compiled: CompiledEntry, now: datetime) -> dict[str, Any]:
+    upcoming = compiled.timetable.next_after(now)
+    zone = compiled.timetable.zone
+    return {
+        "name": compiled.name,
+        "task": compiled.task,
+        "schedule": compiled.timetable.describe(),
+        "timezone": zone.key,
+        "queue": compiled.queue,
+        "enabled": compiled.entry.enabled,
+        "catchup": compiled.entry.catchup,
+        "overlap": compiled.entry.overlap,
+        "next_run": upcoming.astimezone(zone).isoformat() if upcoming else None,
+        "next_run_utc": upcoming.isoformat().replace("+00:00", "Z") if upcoming else None,
+    }
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in columns}
+    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+
+
+@click.group()
+def schedule() -> None:
+    """Inspect and validate the schedule declared in settings.toml."""
+
+
+@schedule.command()
+@settings_option
+@json_option
+def check(settings_file: Path | None, as_json: bool) -> None:
+    """Validate the settings against the registered tasks and print the compiled table."""
+    settings, _, source = load_checked(settings_file, as_json)
+    now = datetime.now(UTC)
+    rows = [entry_row(compiled, now) for compiled in compile_entries(settings)]
+    if as_json:
+        click.echo(json.dumps({"valid": True, "source": source, "entries": rows}))
+        return
+    click.echo(f"{source}: valid, {len(rows)} entries, queues: {', '.join(settings.queues)}")
+    if rows:
+        print_table(
+            rows, ["name", "task", "schedule", "timezone", "queue", "next_run", "next_run_utc"]
+        )
+
+
+@schedule.command(name="list")
+@settings_option
+@json_option
+def list_entries(settings_file: Path | None, as_json: bool) -> None:
+    """List the entries with their schedule in words and next run."""
+    settings, _, _ = load_checked(settings_file, as_json)
+    now = datetime.now(UTC)
+    rows = [entry_row(compiled, now) for compiled in compile_entries(settings)]
+    if as_json:
+        click.echo(json.dumps(rows))
+    elif rows:
+        print_table(rows, ["name", "schedule", "timezone", "queue", "enabled", "next_run"])
+    else:
+        click.echo("no entries")
+
+
+@schedule.command(name="next")
+@click.argument("name")
+@click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--after", default=None, help="ISO-8601 instant with Z or an offset (default: now).")
+@settings_option
+@json_option
+def next_fires(
+    name: str, count: int, after: str | None, settings_file: Path | None, as_json: bool
+) -> None:
+    """The next N fire times of NAME, in the entry's zone and in UTC."""
+    start = parse_instant(after)
+    settings, _, source = load_checked(settings_file, as_json)
+    compiled = {c.name: c for c in compile_entries(settings)}.get(name)
+    if compiled is None:
+        known = ", ".join(sorted(settings.schedule)) or "none"
+        raise click.BadParameter(
+            f"no entry {name!r} in {source} (entries: {known})", param_hint="NAME"
+        )
+    zone = compiled.timetable.zone
+    times = compiled.timetable.fire_times(start, count)
+    if as_json:
+        click.echo(json.dumps([t.astimezone(zone).isoformat() for t in times]))
+        return
+    click.echo(f"{name}: {compiled.timetable.describe()} ({zone.key})")
+    for instant in times:
+        utc = instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        click.echo(f"  {instant.astimezone(zone).isoformat()}  {utc}")
+
+
+def open_store(settings: Settings) -> Store:
+    """The configured store, or exit 1 saying why it cannot be opened."""
+    try:
+        return Store.open(settings.app.database_url.get_secret_value())
+    except StoreError as error:
+        click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)
+        sys.exit(1)
+
+
+@schedule.command(name="sync")
+@settings_option
+@json_option
+def sync_command(settings_file: Path | None, as_json: bool) -> None:
+    """Write the entries of settings.toml to the store (create, update, prune); beat does too."""
+    settings, _, source = load_checked(settings_file, as_json)
+    store = open_store(settings)
+    try:
+        if as_json or len(settings.schedule) < 1000:
+            summary = sync_schedule(store, settings, datetime.now(UTC))
+        else:
+            with click.progressbar(length=len(settings.schedule), label="syncing") as bar:
+                summary = sync_schedule(store, settings, datetime.now(UTC), progress=bar.update)
+    except ConfigError as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    except StoreError as error:
+        click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)
+        sys.exit(1)
+    finally:
+        store.close()
+    result = {
+        "created": summary.created,
+        "updated": summary.updated,
+        "pruned": summary.pruned,
+        "unchanged": summary.unchanged,
+    }
+    if as_json:
+        click.echo(json.dumps({"source": source, **result}))
+        return
+    click.echo(
+        f"{source}: {len(summary.created)} created, {len(summary.updated)} updated, "
+        f"{len(summary.pruned)} pruned, {summary.unchanged} unchanged"
+    )
+    for label in ("created", "updated", "pruned"):
+        names = result[label]
+        if isinstance(names, list) and names:
+            more = f" (+{len(names) - 20} more)" if len(names) > 20 else ""
+            click.echo(f"  {label}: {', '.join(names[:20])}{more}")
+
+
+@schedule.command(name="run")
+@click.argument("name")
+@settings_option
+@json_option
+def run_command(name: str, settings_file: Path | None, as_json: bool) -> None:
+    """Run NAME now (a manual run in the ledger, published with confirms); print its task id."""
+    settings, _, _ = load_checked(settings_file, as_json)
+    store = open_store(settings)
+    publisher = ConfirmedPublisher.from_settings(settings.broker, declare=declarer(settings))
+    try:
+        run = run_now(store, publisher, settings, name)
+    except EntryNotFound:
+        raise click.BadParameter(
+            f"no entry {name!r} in the store (run `schedule sync` or create it through the API)",
+            param_hint="NAME",
+        ) from None
+    except PublishError as error:
+        click.echo(
+            f"claimed, but the broker did not confirm ({error}); the leading beat will "
+            "publish it with the same task id",
+            err=True,
+        )
+        sys.exit(1)
+    except StoreError as error:
+        click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)
+        sys.exit(1)
+    finally:
+        publisher.close()
+        store.close()
+    if as_json:
+        click.echo(json.dumps({"task_id": run.task_id, "entry": name}))
+    else:
+        click.echo(run.task_id)
+
+
+@click.group()
+def queues() -> None:
+    """Declare and inspect the RabbitMQ queues named in settings.toml."""
+
+
+@queues.command()
+@settings_option
+def declare(settings_file: Path | None) -> None:
+    """Declare the exchange, every queue and the dead-letter queue (idempotent)."""
+    settings, celery, _ = load_checked(settings_file, as_json=False)
+    try:
+        with celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=2)
+            for name in declare_topology(connection, settings):
+                click.echo(f"declared {name}")
+    except ConfigError as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    except OSError as error:
+        click.echo(f"broker unreachable: {error}\n{BROKER_HINT}", err=True)
+        sys.exit(1)
+
+
+@queues.command()
+@settings_option
+@json_option
+def status(settings_file: Path | None, as_json: bool) -> None:
+    """Depth and consumers of every queue."""
+    settings, celery, _ = load_checked(settings_file, as_json)
+    try:
+        with celery.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=2)
+            rows = [
+                {
+                    **vars(queue_status(connection, str(q.name))),
+                    "priority": _priority(settings, str(q.name)),
+                }
+                for q in topology(settings)
+            ]
+    except OSError as error:
+        click.echo(f"broker unreachable: {error}\n{BROKER_HINT}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        print_table(rows, ["name", "priority", "exists", "messages", "consumers"])
+
+
+def _priority(settings: Settings, name: str) -> int | None:
+    declared = settings.queues.get(name)
+    return declared.priority if declared else None

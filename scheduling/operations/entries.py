@@ -1,0 +1,561 @@
+"""What API, dashboard and CLI do to the schedule, as plain functions over the store.
+
+Every write is validated exactly like a `[schedule.<name>]` table in settings.toml (model,
+entry name, known queue, registered task, arguments that bind) before anything is written, so an
+invalid request changes nothing. The functions are synchronous and take their services (store,
+publisher, settings, task registry) as arguments: async views run them with
+`scheduling.flask.asyncio_bridge.run_blocking`, the CLI calls them directly. No Flask in here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import ValidationError
+
+from scheduling.broker.publisher import BatchPublishError, OutgoingRun
+from scheduling.broker.topology import QueueStatus
+from scheduling.config.compiler import CompiledEntry, compile_entry, expiry, resolve_queue
+from scheduling.config.registry import entry_task_problems
+from scheduling.config.settings import ENTRY_NAME, SCHEDULE_KINDS, ScheduleEntry, Settings
+from scheduling.errors import (
+    BrokerUnavailable,
+    EntryNotFound,
+    FieldProblem,
+    InvalidEntry,
+    PublishError,
+    StoreError,
+)
+from scheduling.store import EntryRecord, ManualRun, RunRecord, RunState, Store
+
+__all__ = [
+    "BrokerUnavailable",
+    "EntryView",
+    "FieldProblem",
+    "InvalidEntry",
+    "Publisher",
+    "QueueView",
+    "RoutedEntries",
+    "RunOutcome",
+    "check_entry",
+    "create_entry",
+    "delete_entry",
+    "entry_view",
+    "initial_next_run",
+    "list_entries",
+    "next_fire_times",
+    "patched_definition",
+    "pause_entry",
+    "put_entry",
+    "queue_views",
+    "replace_entry",
+    "resume_entry",
+    "run_now",
+    "start_runs",
+    "validation_problems",
+]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Publisher(Protocol):
+    """What `run_now` needs: a `ConfirmedPublisher`, or a thread-safe pool of them."""
+
+    def publish(self, runs: Sequence[OutgoingRun]) -> None: ...
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def validation_problems(
+    error: ValidationError, prefix: tuple[str | int, ...] = ()
+) -> list[FieldProblem]:
+    """Pydantic's errors as field problems (the input value is never echoed: it may be secret)."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        loc = (*prefix, *item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        problems.append(FieldProblem(".".join(str(part) for part in loc), message))
+    return problems
+
+
+def check_entry(
+    name: str, definition: ScheduleEntry, settings: Settings, registry: Mapping[str, Any]
+) -> CompiledEntry:
+    """Validate an entry as settings.toml would be validated; raise `InvalidEntry`."""
+    problems: list[FieldProblem] = []
+    if not ENTRY_NAME.match(name):
+        problems.append(
+            FieldProblem(
+                "name",
+                "invalid entry name; use letters, digits and _ . : - (at most 200 characters, "
+                "starting with a letter or digit)",
+            )
+        )
+    if definition.queue is not None and definition.queue not in settings.queues:
+        known = ", ".join(sorted(settings.queues))
+        problems.append(
+            FieldProblem("queue", f"unknown queue {definition.queue!r}; declared queues: {known}")
+        )
+    for line in entry_task_problems(name, definition, registry):
+        location, _, message = line.partition(": ")
+        problems.append(FieldProblem(location.rpartition(".")[2], message))
+    if problems:
+        raise InvalidEntry(name, problems)
+    return compile_entry(name, definition, settings)
+
+
+def patched_definition(current: ScheduleEntry, patch: Mapping[str, Any]) -> ScheduleEntry:
+    """JSON merge patch (RFC 7396) of a definition; ``null`` resets a field to its default.
+
+    Setting one of ``every``/``cron``/``at`` replaces the entry's current kind, so switching an
+    interval entry to cron needs only ``{"cron": "..."}``. Raises pydantic's ValidationError.
+    """
+    merged: dict[str, Any] = current.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    if any(kind in patch for kind in SCHEDULE_KINDS):
+        for kind in SCHEDULE_KINDS:
+            merged.pop(kind, None)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return ScheduleEntry.model_validate(merged)
+
+
+def initial_next_run(compiled: CompiledEntry, now: datetime) -> datetime | None:
+    """The first slot beat should claim for a new or redefined entry (None when disabled)."""
+    if not compiled.entry.enabled:
+        return None
+    return compiled.timetable.next_after(now)
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+
+def create_entry(
+    store: Store,
+    settings: Settings,
+    registry: Mapping[str, Any],
+    name: str,
+    definition: ScheduleEntry,
+    now: datetime,
+) -> EntryRecord:
+    """A new API-owned entry; `EntryExists` if the name is taken (by the API or the file)."""
+    compiled = check_entry(name, definition, settings, registry)
+    return store.create_entry(
+        name, definition, owner="api", next_run_at=initial_next_run(compiled, now)
+    )
+
+
+def replace_entry(
+    store: Store,
+    settings: Settings,
+    registry: Mapping[str, Any],
+    name: str,
+    definition: ScheduleEntry,
+    now: datetime,
+) -> EntryRecord:
+    """Redefine an API-owned entry; `ConfigOwnedEntry` for one settings.toml declares."""
+    compiled = check_entry(name, definition, settings, registry)
+    return store.replace_entry(name, definition, next_run_at=initial_next_run(compiled, now))
+
+
+def put_entry(
+    store: Store,
+    settings: Settings,
+    registry: Mapping[str, Any],
+    name: str,
+    definition: ScheduleEntry,
+    now: datetime,
+) -> tuple[EntryRecord, bool]:
+    """Replace the entry, or create it when there is none; True when it was created."""
+    compiled = check_entry(name, definition, settings, registry)
+    next_run = initial_next_run(compiled, now)
+    try:
+        return store.replace_entry(name, definition, next_run_at=next_run), False
+    except EntryNotFound:
+        return store.create_entry(name, definition, owner="api", next_run_at=next_run), True
+
+
+def delete_entry(store: Store, name: str) -> None:
+    store.delete_entry(name)
+
+
+def pause_entry(store: Store, name: str) -> EntryRecord:
+    return store.set_paused(name, True)
+
+
+def resume_entry(store: Store, settings: Settings, name: str, now: datetime) -> EntryRecord:
+    """Resume without a burst: slots that fell inside the pause are not caught up.
+
+    The next run moves to the first slot after now (while the entry is still paused, so beat
+    never sees it resumed with a stale next run), then the pause is lifted.
+    """
+    record = store.get_entry(name)
+    if record is None:
+        raise EntryNotFound(f"no schedule entry named {name!r}")
+    if record.paused and (record.next_run_at is None or record.next_run_at <= now):
+        compiled = compile_entry(name, record.definition, settings)
+        store.set_next_run(name, initial_next_run(compiled, now))
+    return store.set_paused(name, False)
+
+
+RunOutcome = RunRecord | Exception
+"""What one run-now request of a batch came to: its run, or the error to raise for it."""
+
+
+def run_now(
+    store: Store,
+    publisher: Publisher,
+    settings: Settings,
+    name: str,
+    clock: Clock = utc_now,
+) -> RunRecord:
+    """Start a run of `name` now, recorded in the ledger like a slot (with ``manual=True``).
+
+    Outbox order: the ledger row is claimed first, the message is published with confirms, then
+    the row is marked dispatched. When the broker does not confirm, the row is marked revoked
+    (so no beat republishes a run the caller was told did not start) and `BrokerUnavailable` is
+    raised.
+    """
+    (outcome,) = start_runs(store, publisher, settings, [(name, clock())], clock)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def start_runs(
+    store: Store,
+    publisher: Publisher,
+    settings: Settings,
+    requests: Sequence[tuple[str, datetime]],
+    clock: Clock = utc_now,
+) -> list[RunOutcome]:
+    """`run_now` for many (entry name, requested at) at once: the group commit of run-now.
+
+    One write transaction claims every row, one pipelined publish sends every message and
+    waits for all confirms, one write transaction marks the confirmed ones dispatched; so a
+    burst of requests costs three round trips, not three per request. Outcomes come back in
+    request order: an unknown entry is `EntryNotFound` for its requests only, a message the
+    broker did not confirm is `BrokerUnavailable` (its row revoked). A store that cannot claim
+    raises `StoreError` for the whole batch (nothing was written, nothing published).
+    """
+    outcomes: list[RunOutcome | None] = [None] * len(requests)
+    compiled: dict[str, CompiledEntry | Exception] = {}
+    definitions: dict[str, ScheduleEntry] = {}
+    for name, _ in requests:
+        if name not in compiled:
+            compiled[name] = _compiled_entry(store, settings, name, definitions)
+    claims: list[tuple[int, ManualRun]] = []
+    for index, (name, at) in enumerate(requests):
+        target = compiled[name]
+        if isinstance(target, EntryNotFound):
+            outcomes[index] = EntryNotFound(str(target))  # one instance per request
+        elif isinstance(target, Exception):
+            outcomes[index] = target
+        else:
+            claims.append((index, ManualRun(name, at, str(uuid.uuid4()), target.queue)))
+    claimed = {run.task_id: run for run in store.claim_manual_runs([c for _, c in claims])}
+    outgoing: list[OutgoingRun] = []
+    for index, claim in claims:
+        run = claimed.get(claim.task_id)
+        if run is None:  # deleted between the read and the claim
+            outcomes[index] = EntryNotFound(f"no schedule entry named {claim.entry!r}")
+            continue
+        target = compiled[claim.entry]
+        assert isinstance(target, CompiledEntry)
+        outgoing.append(_outgoing(target, definitions[claim.entry], run, claim.at))
+    confirmed, failure = _publish(publisher, outgoing)
+    unconfirmed = [run.task_id for run in outgoing if run.task_id not in confirmed]
+    if failure is not None:
+        _revoke_unpublished(store, unconfirmed, failure, clock())
+    confirmed_at = clock()
+    marked = bool(confirmed) and _mark_dispatched(store, sorted(confirmed), confirmed_at)
+    for index, claim in claims:
+        run = claimed.get(claim.task_id)
+        if run is None:
+            continue
+        if claim.task_id in confirmed:
+            outcomes[index] = (
+                dataclasses.replace(run, state=RunState.DISPATCHED, dispatched_at=confirmed_at)
+                if marked
+                else run
+            )
+        else:
+            error = BrokerUnavailable(
+                f"the broker did not confirm the run of {claim.entry!r}; nothing was started "
+                f"({failure})"
+            )
+            error.__cause__ = failure
+            outcomes[index] = error
+    settled: list[RunOutcome] = []
+    for outcome in outcomes:
+        assert outcome is not None, "every request of the batch has an outcome"
+        settled.append(outcome)
+    return settled
+
+
+def _compiled_entry(
+    store: Store, settings: Settings, name: str, definitions: dict[str, ScheduleEntry]
+) -> CompiledEntry | Exception:
+    """The entry compiled, or the error its requests answer with (a store error fails all)."""
+    record = store.get_entry(name)
+    if record is None:
+        return EntryNotFound(f"no schedule entry named {name!r}")
+    definitions[name] = record.definition
+    try:
+        return compile_entry(name, record.definition, settings)
+    except (KeyError, ValueError) as error:  # a stored entry whose queue left the settings
+        return error
+
+
+def _outgoing(
+    compiled: CompiledEntry, definition: ScheduleEntry, run: RunRecord, now: datetime
+) -> OutgoingRun:
+    lifetime = expiry(definition, compiled.timetable)
+    return OutgoingRun(
+        task_id=run.task_id,
+        task=compiled.task,
+        args=list(definition.args),
+        kwargs=dict(definition.kwargs),
+        queue=compiled.queue,
+        entry=run.entry,
+        scheduled_for=run.scheduled_for,
+        expires=now + lifetime if lifetime is not None else None,
+        priority=compiled.options.get("priority"),
+    )
+
+
+def _publish(
+    publisher: Publisher, outgoing: Sequence[OutgoingRun]
+) -> tuple[frozenset[str], PublishError | None]:
+    """The task ids the broker confirmed, and why the others were not (None: all were)."""
+    if not outgoing:
+        return frozenset(), None
+    try:
+        publisher.publish(outgoing)
+    except BatchPublishError as error:
+        return error.confirmed, error
+    except PublishError as error:
+        return frozenset(), error
+    return frozenset(run.task_id for run in outgoing), None
+
+
+def _mark_dispatched(store: Store, task_ids: Sequence[str], at: datetime) -> bool:
+    try:
+        store.mark_dispatched(task_ids, at)
+    except StoreError:
+        # The messages are confirmed and will run; the worker moves the rows on when it starts.
+        logger.warning("%d confirmed run(s) could not be marked dispatched", len(task_ids))
+        return False
+    return True
+
+
+def _revoke_unpublished(
+    store: Store, task_ids: Sequence[str], error: PublishError, at: datetime
+) -> None:
+    for task_id in task_ids:
+        try:
+            store.record_run_finished(
+                task_id,
+                RunState.REVOKED,
+                at,
+                error_type=type(error).__name__,
+                error_message="the broker did not confirm the message",
+            )
+        except StoreError:
+            logger.warning("could not mark unpublished run %s revoked", task_id)
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """An entry as people and clients see it: definition plus where it stands now."""
+
+    record: EntryRecord
+    queue: str
+    timezone: str
+    schedule: str
+    next_run_at: datetime | None
+    next_run_local: datetime | None
+    last_run: RunRecord | None
+    last_slot_missed: bool
+    late: bool
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def total_runs(self) -> int:
+        return self.record.run_count
+
+
+def late_grace(settings: Settings) -> Any:
+    """How far behind its next run an entry may fall before it counts as late."""
+    return max(settings.beat.lag_alert, 2 * settings.beat.sync_interval)
+
+
+def entry_view(store: Store, settings: Settings, record: EntryRecord, now: datetime) -> EntryView:
+    """Build the view of one entry (two ledger reads: the last run and the newest slot)."""
+    zone = settings.entry_zone(record.definition)
+    try:
+        compiled: CompiledEntry | None = compile_entry(record.name, record.definition, settings)
+    except (KeyError, ValueError):
+        compiled = None  # a stored entry whose queue was since removed from settings
+    newest = store.runs_for_entry(record.name, limit=1)
+    missed = bool(newest) and newest[0].state == RunState.MISSED
+    last = store.last_run(record.name)
+    next_run = record.next_run_at
+    overdue = next_run is not None and record.active and next_run < now - late_grace(settings)
+    return EntryView(
+        record=record,
+        queue=compiled.queue if compiled else resolve_queue(record.definition, settings),
+        timezone=zone.key,
+        schedule=compiled.timetable.describe() if compiled else record.definition.kind,
+        next_run_at=next_run,
+        next_run_local=next_run.astimezone(zone) if next_run else None,
+        last_run=last,
+        last_slot_missed=missed,
+        late=overdue or (missed and record.active),
+    )
+
+
+def list_entries(
+    store: Store,
+    settings: Settings,
+    *,
+    after: str | None = None,
+    limit: int = 100,
+    source: Literal["config", "api"] | None = None,
+    enabled: bool | None = None,
+    queue: str | None = None,
+) -> tuple[list[EntryRecord], str | None]:
+    """One page of entries by name, filtered; the cursor for the next page (None: last page)."""
+    page: list[EntryRecord] = []
+    cursor = after
+    while True:
+        batch = store.list_entries(after=cursor, limit=limit + 1, owner=source)
+        for record in batch[:limit]:
+            cursor = record.name
+            if enabled is not None and record.definition.enabled != enabled:
+                continue
+            if queue is not None and resolve_queue(record.definition, settings) != queue:
+                continue
+            page.append(record)
+            if len(page) == limit:
+                more = len(batch) > limit or record is not batch[-1]
+                return page, record.name if more else None
+        if len(batch) <= limit:
+            return page, None
+
+
+def next_fire_times(
+    store: Store, settings: Settings, name: str, after: datetime, count: int
+) -> tuple[str, list[datetime]]:
+    """The entry's zone and its next `count` slots after `after` (UTC)."""
+    record = store.get_entry(name)
+    if record is None:
+        raise EntryNotFound(f"no schedule entry named {name!r}")
+    compiled = compile_entry(name, record.definition, settings)
+    return compiled.timetable.zone.key, compiled.timetable.fire_times(after, count)
+
+
+# --- queues ---------------------------------------------------------------------------------
+
+
+class RoutedEntries:
+    """How many active entries route to each queue, kept current from the store's change feed.
+
+    The first call reads every entry once; later calls apply only what changed since (one cheap
+    read of the change sequence when nothing did), so `/queues` and `/readyz` stay O(changes).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq: int | None = None
+        self._queues: dict[str, str] = {}
+
+    def counts(self, store: Store, settings: Settings) -> dict[str, int]:
+        with self._lock:
+            if self._seq is None:
+                seq = store.change_seq()
+                self._queues = {}
+                for record in store.all_entries():
+                    self._apply(record, settings)
+                self._seq = seq
+            elif store.change_seq() != self._seq:
+                seq, changed, deleted = store.changes_since(self._seq)
+                for record in changed:
+                    self._apply(record, settings)
+                for name in deleted:
+                    self._queues.pop(name, None)
+                self._seq = seq
+            counts: dict[str, int] = {}
+            for queue in self._queues.values():
+                counts[queue] = counts.get(queue, 0) + 1
+            return counts
+
+    def _apply(self, record: EntryRecord, settings: Settings) -> None:
+        if record.active:
+            self._queues[record.name] = resolve_queue(record.definition, settings)
+        else:
+            self._queues.pop(record.name, None)
+
+
+@dataclass(frozen=True)
+class QueueView:
+    name: str
+    priority: int
+    default: bool
+    max_priority: int | None
+    exists: bool
+    messages: int
+    consumers: int
+    routed_entries: int
+
+    @property
+    def unattended(self) -> bool:
+        """Entries are routed here but no worker consumes it: the runs will pile up."""
+        return self.routed_entries > 0 and self.consumers == 0
+
+
+def queue_views(
+    settings: Settings, statuses: Mapping[str, QueueStatus], routed: Mapping[str, int]
+) -> list[QueueView]:
+    views = []
+    for name, declared in settings.queues.items():
+        status = statuses.get(name, QueueStatus(name, exists=False, messages=0, consumers=0))
+        views.append(
+            QueueView(
+                name=name,
+                priority=declared.priority,
+                default=name == settings.default_queue,
+                max_priority=declared.max_priority,
+                exists=status.exists,
+                messages=status.messages,
+                consumers=status.consumers,
+                routed_entries=routed.get(name, 0),
+            )
+        )
+    return views

@@ -1,0 +1,33 @@
+"""`purge_runs`: retention for the run ledger."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from celery import shared_task
+
+from scheduling.celery.task import PeriodicTask
+from scheduling.celery.worker_state import store_for
+from scheduling.config.durations import parse_duration
+from scheduling.store import Store
+
+logger = logging.getLogger(__name__)
+
+PURGE_BATCH = 1000
+"""Rows deleted per transaction: short transactions keep beat's writes flowing meanwhile."""
+
+
+def purge_finished_runs(store: Store, older_than: timedelta, now: datetime) -> int:
+    """Delete finished runs that ended before ``now - older_than``; return how many."""
+    if older_than <= timedelta(0):
+        raise ValueError("older_than must be a positive duration")
+    return store.purge_runs(now - older_than, batch_size=PURGE_BATCH)
+
+
+@shared_task(bind=True, base=PeriodicTask, name="scheduling.tasks.maintenance.purge_runs")
+def purge_runs(self: PeriodicTask, older_than: str = "30d") -> int:
+    """Keep the ledger to `older_than` (unfinished runs are never purged)."""
+    purged = purge_finished_runs(store_for(self.app), parse_duration(older_than), datetime.now(UTC))
+    logger.info("purged %d finished run(s) older than %s", purged, older_than)
+    return purged
