@@ -26,7 +26,8 @@ SOURCE_KEY = "periodic_settings_source"
 FILE_KEY = "periodic_settings_file"
 """Optional ``app.conf`` key naming the settings file (else ``$PERIODIC_SETTINGS``)."""
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+"""Re-entrant: the first read of ``app.conf`` may run Periodic's lazy loader, which calls back."""
 
 
 def settings_of(app: Celery) -> Settings:

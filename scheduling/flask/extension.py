@@ -10,10 +10,11 @@ schedule check``), never as global ``flask.commands`` entry points.
 
 Settings are read once, here at the edge: the `settings` argument, else the file named by
 ``app.config["PERIODIC_SETTINGS"]``, else ``$PERIODIC_SETTINGS`` (default ``./settings.toml``).
-``[app].imports`` are imported before anything else. Pass your own Celery app as `celery` to
-validate API writes against its registry; without one the extension builds the reference
-configuration (`scheduling.celery.create_celery`). Store and broker open lazily, so the app
-builds while either is down.
+``[app].imports`` are imported before anything else. Pass your own Celery app (set up with
+`scheduling.celery.init_celery`) as `celery` to validate API writes against its registry; the
+Flask app and the Celery app then share one settings object. Without one the extension builds
+the reference configuration (`scheduling.celery.create_celery`). Store and broker open lazily,
+so the app builds while either is down.
 
 The dashboard signs its session with the app's ``SECRET_KEY`` when the app has one (its keys in
 the session are prefixed ``periodic_``) and leaves the app's cookie settings alone; an app with no
@@ -27,6 +28,7 @@ from celery import Celery
 from flask import Flask
 
 from scheduling.celery.app import create_celery
+from scheduling.celery.appsettings import FILE_KEY, SETTINGS_KEY, ensure_settings
 from scheduling.config.imports import import_task_modules
 from scheduling.config.loading import load_settings, settings_path
 from scheduling.config.settings import Settings
@@ -71,6 +73,9 @@ class Periodic:
         settings, source = self._settings(app)
         import_task_modules(settings, source)
         celery = self.celery if self.celery is not None else create_celery(settings, source)
+        # What a worker imports at start (the app's ``include`` and ``imports``), so that API
+        # writes and CLI checks see the same registry as the workers.
+        celery.loader.import_default_modules()
         services = Services(settings, celery, url_prefix=prefix, source=source)
         services.init_app(app)
         app.register_blueprint(health, url_prefix=prefix or None)
@@ -81,7 +86,16 @@ class Periodic:
         return services
 
     def _settings(self, app: Flask) -> tuple[Settings, str]:
+        celery = self.celery
+        if celery is not None and not getattr(celery, "configured", False):
+            # Before Celery reads its configuration, keys set on app.conf are kept as given.
+            if self.settings is not None:
+                celery.conf[SETTINGS_KEY] = self.settings
+            elif app.config.get(SETTINGS_CONFIG_KEY):
+                celery.conf[FILE_KEY] = str(app.config[SETTINGS_CONFIG_KEY])
         if self.settings is not None:
             return self.settings, "settings"
+        if celery is not None and isinstance(celery.conf.get(SETTINGS_KEY), Settings):
+            return ensure_settings(celery)
         path = settings_path(app.config.get(SETTINGS_CONFIG_KEY))
         return load_settings(path), str(path)

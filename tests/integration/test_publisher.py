@@ -118,7 +118,7 @@ def test_a_stock_celery_worker_executes_the_message(
         worker.wait_for(r"ready\.", timeout=60)
         publisher.publish([run])
         worker.wait_for(
-            rf"Task project\.tasks\.heartbeat\.heartbeat\[{run.task_id}\] succeeded", 30
+            rf"Task scheduling\.tasks\.heartbeat\.heartbeat\[{run.task_id}\] succeeded", 30
         )
     finally:
         worker.stop()

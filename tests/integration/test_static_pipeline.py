@@ -75,7 +75,7 @@ def test_one_second_entry_runs_on_the_high_worker_and_low_is_left_alone(
     worker, beat = started
     beat.wait_for(r"Sending due task every-second", timeout=30, count=2)
     worker.wait_for(
-        r"Task project\.tasks\.heartbeat\.heartbeat\[[0-9a-f-]+\] succeeded", timeout=30, count=2
+        r"Task scheduling\.tasks\.heartbeat\.heartbeat\[[0-9a-f-]+\] succeeded", timeout=30, count=2
     )
     deadline = time.monotonic() + 30
     with Connection(broker_url) as connection:

@@ -1,0 +1,1 @@
+"""A team's own application package (see tests/team_app/README.md)."""
