@@ -1,11 +1,14 @@
-"""Periodic's reusable scheduling library: settings, time core, compiler, store and Beat scheduler.
+"""Periodic's library: settings, time core, compiler, store, beat, broker, Celery and Flask parts.
 
-It never imports `project`; anything app-specific (the Celery app, the task registry, how
-settings are found) is passed in.
+Public surfaces: this package (settings, time core, errors), `scheduling.celery` (`init_celery`,
+`create_celery`), `scheduling.flask` (`Periodic`), and ``scheduling.scheduler:DatabaseScheduler``
+for ``celery beat -S``. It never imports `project`; anything app-specific (the Celery app, the
+task registry, where settings live) is passed in.
 """
 
 from scheduling.config.compiler import CompiledEntry, compile_celery_config, compile_entries
-from scheduling.config.loading import load_settings
+from scheduling.config.imports import import_task_modules
+from scheduling.config.loading import load_settings, settings_path
 from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.errors import (
     ConfigError,
@@ -42,5 +45,7 @@ __all__ = [
     "Timetable",
     "compile_celery_config",
     "compile_entries",
+    "import_task_modules",
     "load_settings",
+    "settings_path",
 ]

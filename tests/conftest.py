@@ -9,8 +9,8 @@ import pytest
 
 from project.devtools.localbroker import LocalRabbitNode, rabbitmq_server_available
 from scheduling.store import Store
-from tests.brokers import provide_broker
-from tests.databases import (
+from tests.support.brokers import provide_broker
+from tests.support.databases import (
     PostgresUnavailable,
     create_test_database,
     drop_test_database,

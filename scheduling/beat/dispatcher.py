@@ -14,18 +14,15 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from scheduling.beat.entrytable import EntryTable
-from scheduling.beat.slotplan import DuePlan, entry_shape, outgoing_run, plan_due_entry, send_time
+from scheduling.beat.slotplan import DuePlan, outgoing_run, plan_due_entry, send_time
 from scheduling.broker.publisher import BatchPublishError, ConfirmedPublisher, OutgoingRun
-from scheduling.config.settings import Settings
-from scheduling.errors import EntryNotFound
 from scheduling.store import EntryRecord, RunRecord, RunState, Store
 
-__all__ = ["DispatchReport", "Dispatcher", "run_now"]
+__all__ = ["DispatchReport", "Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
@@ -185,23 +182,3 @@ class Dispatcher:
     def _jitter(self, run: OutgoingRun) -> timedelta:
         row = self.table.index.get(run.entry)
         return row.jitter if row else _NO_JITTER
-
-
-def run_now(
-    store: Store, publisher: ConfirmedPublisher, settings: Settings, name: str
-) -> RunRecord:
-    """A manual run of entry `name` through the same outbox: claim, publish confirmed, mark.
-
-    Needs no lease (a manual run never competes with a slot). If the publish fails the claim
-    stays PENDING and the leading beat republishes it with the same task id; the error is
-    raised so the caller can say so. Raises EntryNotFound for an unknown entry.
-    """
-    record = store.get_entry(name)
-    if record is None:
-        raise EntryNotFound(f"entry {name!r} does not exist")
-    shape = entry_shape(record.definition, settings)
-    now = datetime.now(UTC)
-    run = store.claim_manual_run(name, now, str(uuid.uuid4()), shape.queue)
-    publisher.publish([outgoing_run(name, shape, run.scheduled_for, run.task_id, now)])
-    store.mark_dispatched([run.task_id], datetime.now(UTC))
-    return run

@@ -19,7 +19,6 @@ from celery import Celery
 from flask import current_app, has_app_context
 
 from scheduling.beat.config_watch import sync_schedule
-from scheduling.beat.dispatcher import run_now
 from scheduling.broker.publisher import ConfirmedPublisher
 from scheduling.broker.topology import declare_topology, declarer, queue_status, topology
 from scheduling.celery.app import create_celery
@@ -28,8 +27,9 @@ from scheduling.config.imports import import_task_modules
 from scheduling.config.loading import load_settings, settings_path
 from scheduling.config.registry import validate_against_registry
 from scheduling.config.settings import Settings
-from scheduling.errors import ConfigError, EntryNotFound, PublishError, StoreError
+from scheduling.errors import BrokerUnavailable, ConfigError, EntryNotFound, StoreError
 from scheduling.flask.services import PERIODIC, Services
+from scheduling.operations.entries import run_now
 from scheduling.store import Store
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -157,7 +157,7 @@ def check(settings_file: Path | None, as_json: bool) -> None:
 @schedule.command(name="list")
 @settings_option
 @json_option
-def list_entries(settings_file: Path | None, as_json: bool) -> None:
+def list_command(settings_file: Path | None, as_json: bool) -> None:
     """List the entries with their schedule in words and next run."""
     settings, _, _ = load_checked(settings_file, as_json)
     now = datetime.now(UTC)
@@ -265,12 +265,8 @@ def run_command(name: str, settings_file: Path | None, as_json: bool) -> None:
             f"no entry {name!r} in the store (run `schedule sync` or create it through the API)",
             param_hint="NAME",
         ) from None
-    except PublishError as error:
-        click.echo(
-            f"claimed, but the broker did not confirm ({error}); the leading beat will "
-            "publish it with the same task id",
-            err=True,
-        )
+    except BrokerUnavailable as error:
+        click.echo(f"not started: {error}; the run is recorded as revoked\n{BROKER_HINT}", err=True)
         sys.exit(1)
     except StoreError as error:
         click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)

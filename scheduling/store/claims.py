@@ -20,6 +20,7 @@ from scheduling.store.database import Database
 from scheduling.store.records import LEDGER_ONLY_STATES, ManualRun, RunRecord, RunState, SlotClaim
 from scheduling.store.rows import RUN_COLUMNS, chunks, run_from_row
 from scheduling.store.schema import LEASE_NAME, UTCDateTime, entries, lease, runs, sqlite_text
+from scheduling.timing.timetables import as_utc
 
 _MANUAL_SLOT_ATTEMPTS = 1000
 _MICROSECOND = timedelta(microseconds=1)
@@ -28,15 +29,6 @@ _SQLITE_INSERT_RUN = (
     "(entry, scheduled_for, task_id, state, manual, queue, claimed_at, finished_at, retries) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-
-
-def as_utc(value: datetime) -> datetime:
-    """`value` in UTC; naive values are refused, as the UTC column would refuse them."""
-    if value.tzinfo is UTC:
-        return value
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value.isoformat()} given to the store; pass aware UTC")
-    return value.astimezone(UTC)
 
 
 def _claim_params(claim: SlotClaim, claimed_at: datetime) -> dict[str, Any]:

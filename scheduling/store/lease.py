@@ -1,4 +1,4 @@
-"""Leadership: one lease row with a fencing token, and the beats' self-reported status.
+"""The lease: one lease row with a fencing token, and the beats' self-reported status.
 
 The token only grows. It moves on whenever a different holder takes the lease, so a beat that
 was paused past its TTL and replaced finds its token stale at its next claim (`LeaseLost`)
@@ -24,7 +24,7 @@ def _lease_from_row(row: Sequence[Any]) -> LeaseRecord:
     return LeaseRecord(holder=row[0], token=int(row[1]), expires_at=row[2], acquired_at=row[3])
 
 
-class Leadership:
+class LeaseOperations:
     """Lease and beat status; mixed into `Store`, which provides `_db`."""
 
     _db: Database

@@ -6,13 +6,13 @@ from scheduling.store.claims import SlotClaims
 from scheduling.store.database import Database
 from scheduling.store.entries import EntryOperations
 from scheduling.store.index import EntryIndex
-from scheduling.store.lease import Leadership
+from scheduling.store.lease import LeaseOperations
 from scheduling.store.runs import RunLedger
 from scheduling.store.schema import migrate
 from scheduling.store.sync import ConfigSync
 
 
-class Store(ConfigSync, EntryOperations, EntryIndex, SlotClaims, RunLedger, Leadership):
+class Store(ConfigSync, EntryOperations, EntryIndex, SlotClaims, RunLedger, LeaseOperations):
     """Entries, the run ledger and the lease over one SQLAlchemy engine (thread-safe).
 
     Open it with `Store.open(url)`: ``sqlite:///var/periodic.db`` (the default; WAL, created

@@ -64,6 +64,8 @@ NowFunction = Callable[[], datetime]
 
 def as_utc(moment: datetime, name: str = "instant") -> datetime:
     """`moment` in UTC; a naive datetime is a caller bug, so it raises ValueError."""
+    if moment.tzinfo is UTC:
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {moment.isoformat()}")
     return moment.astimezone(UTC)

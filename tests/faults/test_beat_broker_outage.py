@@ -16,7 +16,7 @@ import pytest
 
 from project.devtools.localbroker import LocalRabbitNode
 from scheduling.store import RunRecord, RunState, Store
-from tests.beats import QueueTap, beat_settings_text, start_beat, unique_queues
+from tests.support.beats import QueueTap, beat_settings_text, start_beat, unique_queues
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

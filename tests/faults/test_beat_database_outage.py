@@ -31,7 +31,7 @@ from scheduling.config.loading import load_settings
 from scheduling.store import RunRecord, RunState, Store
 from scheduling.store.database import SQLITE_BUSY_TIMEOUT_MS
 from scheduling.timing.timetables import Timetable
-from tests.beats import QueueTap, beat_settings_text, start_beat, unique_queues
+from tests.support.beats import QueueTap, beat_settings_text, start_beat, unique_queues
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

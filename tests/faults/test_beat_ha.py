@@ -19,9 +19,9 @@ import pytest
 from kombu import Connection
 
 from scheduling.store import RunState, Store
-from tests.beats import QueueTap, beat_settings_text, start_beat, unique_queues
-from tests.databases import reset_schema
-from tests.processes import ManagedProcess
+from tests.support.beats import QueueTap, beat_settings_text, start_beat, unique_queues
+from tests.support.databases import reset_schema
+from tests.support.processes import ManagedProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,7 +1,7 @@
 """A beat dies after claiming a slot and before publishing it: the next leader publishes it once.
 
 The crash is real: a beat process whose publisher exits the process the moment it is handed
-claimed slots (`tests.crashing_beat`), leaving PENDING ledger rows and an unreleased lease.
+claimed slots (`tests.support.crashing_beat`), leaving PENDING ledger rows and an unreleased lease.
 A normal beat then takes over when the lease expires and must publish exactly those task ids,
 each exactly once, and never claim the slots again.
 """
@@ -17,9 +17,9 @@ import pytest
 from kombu import Connection
 
 from scheduling.store import RunState, Store
-from tests.beats import QueueTap, beat_settings_text, start_beat, unique_queues
-from tests.crashing_beat import CRASH_EXIT_CODE, CRASH_FILE_ENV
-from tests.processes import CELERY, ManagedProcess, clean_env
+from tests.support.beats import QueueTap, beat_settings_text, start_beat, unique_queues
+from tests.support.crashing_beat import CRASH_EXIT_CODE, CRASH_FILE_ENV
+from tests.support.processes import CELERY, ManagedProcess, clean_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,7 +50,14 @@ def test_a_claimed_but_unpublished_slot_is_published_once_by_the_next_leader(
             CRASH_FILE_ENV: str(crash_file),
         }
     )
-    argv = [*CELERY, "beat", "-l", "INFO", "-S", "tests.crashing_beat:CrashBetweenClaimAndPublish"]
+    argv = [
+        *CELERY,
+        "beat",
+        "-l",
+        "INFO",
+        "-S",
+        "tests.support.crashing_beat:CrashBetweenClaimAndPublish",
+    ]
     crashing = ManagedProcess("crashing-beat", argv, tmp_path, env)
     survivor: ManagedProcess | None = None
     try:

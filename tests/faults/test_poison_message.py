@@ -16,7 +16,7 @@ from kombu import Connection
 from project.devtools.localbroker import LocalRabbitNode
 from scheduling.config.compiler import DEAD_LETTER_QUEUE
 from scheduling.store import RunState
-from tests.worker_stage import WorkerStage, trace_events, worker_stage
+from tests.support.worker_stage import WorkerStage, trace_events, worker_stage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def test_a_poison_message_is_dead_lettered_after_max_deliveries(
     trace = tmp_path / "trace"
     max_deliveries = stage.settings.worker.max_deliveries
     task_id = stage.send(
-        "tests.worker_tasks.kill_own_process", "default", kwargs={"path": str(trace)}
+        "tests.support.worker_tasks.kill_own_process", "default", kwargs={"path": str(trace)}
     )
 
     run = stage.wait_for_run(task_id, {RunState.FAILED, RunState.SUCCEEDED}, timeout=120)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scheduling.store import RunState
-from tests.worker_stage import WorkerStage, trace_events, worker_stage
+from tests.support.worker_stage import WorkerStage, trace_events, worker_stage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,7 +47,9 @@ def test_the_run_of_a_killed_worker_completes_on_another_and_succeeds_once(
 ) -> None:
     trace = tmp_path / "trace"
     task_id = stage.send(
-        "tests.worker_tasks.sleep_then_mark", "default", kwargs={"path": str(trace), "seconds": 3}
+        "tests.support.worker_tasks.sleep_then_mark",
+        "default",
+        kwargs={"path": str(trace), "seconds": 3},
     )
     started = stage.wait_for_run(task_id, {RunState.STARTED})
     wait_until(lambda: trace_events(trace) == ["start"], 10, "the task body started")

@@ -10,20 +10,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from project.app import create_app
-from tests.api_fixtures import (
+from tests.support.api import (
     HEARTBEAT,
     READ,
     READ_SECRET,
     WRITE,
     WRITE_SECRET,
-    api_app,
-    api_settings,
-    client,
     make_settings,
     services,
 )
-
-__all__ = ["api_app", "api_settings", "client"]
 
 pytestmark = pytest.mark.integration
 

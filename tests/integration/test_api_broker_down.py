@@ -15,7 +15,7 @@ from project.app import create_app
 from project.devtools.localbroker import LocalRabbitNode
 from scheduling.broker.topology import declare_topology
 from scheduling.store import RunState
-from tests.api_fixtures import HEARTBEAT, READ, WRITE, make_settings, services
+from tests.support.api import HEARTBEAT, READ, WRITE, make_settings, services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

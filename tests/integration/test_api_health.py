@@ -16,18 +16,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from project.app import create_app
 from scheduling.config.settings import Settings
 from scheduling.store import BeatStatus, RunState
-from tests.api_fixtures import (
+from tests.support.api import (
     HEARTBEAT,
     WRITE,
-    api_app,
-    api_settings,
-    client,
     make_settings,
     queue_names,
     services,
 )
-
-__all__ = ["api_app", "api_settings", "client"]
 
 pytestmark = pytest.mark.integration
 

@@ -17,17 +17,12 @@ from kombu import Connection
 
 from scheduling.config.settings import Settings
 from scheduling.store import ManualRun, RunRecord, RunState, Store
-from tests.api_fixtures import (
+from tests.support.api import (
     HEARTBEAT,
     WRITE,
-    api_app,
-    api_settings,
-    client,
     queue_names,
     services,
 )
-
-__all__ = ["api_app", "api_settings", "client"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,9 +16,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from scheduling.flask.api.openapi import declared_operations
-from tests.api_fixtures import HEARTBEAT, READ, WRITE, api_app, api_settings, client
-
-__all__ = ["api_app", "api_settings", "client"]
+from tests.support.api import HEARTBEAT, READ, WRITE
 
 pytestmark = pytest.mark.integration
 

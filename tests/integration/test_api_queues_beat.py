@@ -16,19 +16,14 @@ from kombu import Connection
 from project.app import create_app
 from scheduling.config.settings import Settings
 from scheduling.store import BeatStatus
-from tests.api_fixtures import (
+from tests.support.api import (
     HEARTBEAT,
     READ,
     WRITE,
-    api_app,
-    api_settings,
-    client,
     make_settings,
     queue_names,
     services,
 )
-
-__all__ = ["api_app", "api_settings", "client"]
 
 pytestmark = pytest.mark.integration
 

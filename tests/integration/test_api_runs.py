@@ -13,18 +13,13 @@ from kombu import Connection
 
 from scheduling.config.settings import Settings
 from scheduling.store import RunState
-from tests.api_fixtures import (
+from tests.support.api import (
     HEARTBEAT,
     READ,
     WRITE,
-    api_app,
-    api_settings,
-    client,
     queue_names,
     services,
 )
-
-__all__ = ["api_app", "api_settings", "client"]
 
 pytestmark = pytest.mark.integration
 

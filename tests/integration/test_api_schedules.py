@@ -10,18 +10,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduling.config.settings import ScheduleEntry, Settings
-from tests.api_fixtures import (
+from tests.support.api import (
     HEARTBEAT,
     READ,
     WRITE,
-    api_app,
-    api_settings,
-    client,
     queue_names,
     services,
 )
-
-__all__ = ["api_app", "api_settings", "client"]
 
 pytestmark = pytest.mark.integration
 

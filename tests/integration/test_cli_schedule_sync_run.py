@@ -13,7 +13,7 @@ from kombu import Connection
 
 from scheduling.flask.cli import queues, schedule
 from scheduling.store import RunState, Store
-from tests.beats import beat_settings_text, unique_queues
+from tests.support.beats import beat_settings_text, unique_queues
 
 pytestmark = pytest.mark.integration
 

@@ -17,12 +17,12 @@ import pytest
 
 from scheduling.broker.publisher import ConfirmedPublisher, OutgoingRun
 from scheduling.store import RunState
-from tests.worker_stage import WorkerStage, trace_events, worker_stage
+from tests.support.worker_stage import WorkerStage, trace_events, worker_stage
 
 pytestmark = pytest.mark.integration
 
 EXPIRES = timedelta(seconds=1)
-TASK = "tests.worker_tasks.sleep_then_mark"
+TASK = "tests.support.worker_tasks.sleep_then_mark"
 
 
 @pytest.fixture

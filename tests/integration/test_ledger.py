@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from scheduling.store import RunState
-from tests.worker_stage import WorkerStage, trace_events, worker_stage
+from tests.support.worker_stage import WorkerStage, trace_events, worker_stage
 
 pytestmark = pytest.mark.integration
 
 TIME_LIMITS = """
-[worker.time_limits."tests.worker_tasks.respect_soft_limit"]
+[worker.time_limits."tests.support.worker_tasks.respect_soft_limit"]
 soft = "500ms"
 
-[worker.time_limits."tests.worker_tasks.overstay"]
+[worker.time_limits."tests.support.worker_tasks.overstay"]
 soft = "300ms"
 hard = "1s"
 """
@@ -34,7 +34,9 @@ def stage(tmp_path_factory: pytest.TempPathFactory, broker_url: str) -> Iterator
 def test_success_is_recorded_with_hostname_and_runtime(stage: WorkerStage, tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     task_id = stage.send(
-        "tests.worker_tasks.sleep_then_mark", "default", kwargs={"path": str(trace), "seconds": 0.3}
+        "tests.support.worker_tasks.sleep_then_mark",
+        "default",
+        kwargs={"path": str(trace), "seconds": 0.3},
     )
     run = stage.wait_for_run(task_id, {RunState.SUCCEEDED})
     assert run.hostname is not None
@@ -53,7 +55,7 @@ def test_failure_records_error_type_and_message_but_never_the_arguments(
 ) -> None:
     secret = "hunter2-do-not-log"
     task_id = stage.send(
-        "tests.worker_tasks.fail_with",
+        "tests.support.worker_tasks.fail_with",
         "default",
         kwargs={"path": str(tmp_path / "t"), "secret": secret},
     )
@@ -70,7 +72,7 @@ def test_transient_errors_are_retried_with_backoff_until_success(
 ) -> None:
     trace = tmp_path / "trace"
     task_id = stage.send(
-        "tests.worker_tasks.flaky", "default", kwargs={"path": str(trace), "failures": 2}
+        "tests.support.worker_tasks.flaky", "default", kwargs={"path": str(trace), "failures": 2}
     )
     run = stage.wait_for_run(task_id, {RunState.SUCCEEDED, RunState.FAILED})
     assert run.state is RunState.SUCCEEDED
@@ -81,7 +83,7 @@ def test_transient_errors_are_retried_with_backoff_until_success(
 def test_retries_stop_at_max_retries_and_the_run_fails(stage: WorkerStage, tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     task_id = stage.send(
-        "tests.worker_tasks.flaky", "default", kwargs={"path": str(trace), "failures": 99}
+        "tests.support.worker_tasks.flaky", "default", kwargs={"path": str(trace), "failures": 99}
     )
     run = stage.wait_for_run(task_id, {RunState.FAILED}, timeout=60)
     assert run.retries == stage.settings.worker.max_retries == 3
@@ -94,13 +96,13 @@ def test_a_task_id_the_store_does_not_know_runs_but_leaves_no_ledger_row(
 ) -> None:
     trace = tmp_path / "trace"
     task_id = stage.send(
-        "tests.worker_tasks.sleep_then_mark",
+        "tests.support.worker_tasks.sleep_then_mark",
         "default",
         kwargs={"path": str(trace), "seconds": 0},
         known=False,
     )
     marker = stage.send(
-        "tests.worker_tasks.sleep_then_mark",
+        "tests.support.worker_tasks.sleep_then_mark",
         "default",
         kwargs={"path": str(tmp_path / "m"), "seconds": 0},
     )
@@ -114,11 +116,13 @@ def test_a_duplicate_of_a_succeeded_run_is_acknowledged_without_running(
 ) -> None:
     trace = tmp_path / "trace"
     kwargs = {"path": str(trace), "seconds": 0}
-    task_id = stage.send("tests.worker_tasks.sleep_then_mark", "default", kwargs=kwargs)
+    task_id = stage.send("tests.support.worker_tasks.sleep_then_mark", "default", kwargs=kwargs)
     first = stage.wait_for_run(task_id, {RunState.SUCCEEDED})
-    stage.send("tests.worker_tasks.sleep_then_mark", "default", kwargs=kwargs, task_id=task_id)
+    stage.send(
+        "tests.support.worker_tasks.sleep_then_mark", "default", kwargs=kwargs, task_id=task_id
+    )
     marker = stage.send(
-        "tests.worker_tasks.sleep_then_mark",
+        "tests.support.worker_tasks.sleep_then_mark",
         "default",
         kwargs={"path": str(tmp_path / "m"), "seconds": 0},
     )
@@ -130,7 +134,7 @@ def test_a_duplicate_of_a_succeeded_run_is_acknowledged_without_running(
 
 def test_soft_time_limit_from_settings_fails_the_run(stage: WorkerStage, tmp_path: Path) -> None:
     task_id = stage.send(
-        "tests.worker_tasks.respect_soft_limit",
+        "tests.support.worker_tasks.respect_soft_limit",
         "default",
         kwargs={"path": str(tmp_path / "t"), "seconds": 30},
     )
@@ -145,7 +149,7 @@ def test_hard_time_limit_from_settings_kills_the_task_and_fails_the_run(
 ) -> None:
     trace = tmp_path / "t"
     task_id = stage.send(
-        "tests.worker_tasks.overstay", "default", kwargs={"path": str(trace), "seconds": 30}
+        "tests.support.worker_tasks.overstay", "default", kwargs={"path": str(trace), "seconds": 30}
     )
     run = stage.wait_for_run(task_id, {RunState.FAILED})
     assert run.error_type == "TimeLimitExceeded"

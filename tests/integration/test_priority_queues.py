@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scheduling.store import RunState
-from tests.worker_stage import WorkerStage, worker_stage
+from tests.support.worker_stage import WorkerStage, worker_stage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,13 +29,13 @@ def test_a_high_task_starts_within_a_second_despite_500_slow_tasks_on_low(
     stage: WorkerStage, tmp_path: Path
 ) -> None:
     for _ in range(BACKLOG):
-        stage.send("tests.worker_tasks.sleep", "low", kwargs={"seconds": 0.5}, known=False)
+        stage.send("tests.support.worker_tasks.sleep", "low", kwargs={"seconds": 0.5}, known=False)
     backlog = stage.queue("low").messages
     assert backlog >= BACKLOG - 5, "the low worker takes one message at a time"
 
     sent_at = datetime.now(UTC)
     task_id = stage.send(
-        "tests.worker_tasks.sleep_then_mark",
+        "tests.support.worker_tasks.sleep_then_mark",
         "high",
         kwargs={"path": str(tmp_path / "trace"), "seconds": 0},
     )

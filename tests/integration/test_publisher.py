@@ -14,7 +14,7 @@ from scheduling.broker.publisher import BatchPublishError, ConfirmedPublisher, O
 from scheduling.broker.topology import declare_topology, queue_status
 from scheduling.config.loading import load_settings
 from scheduling.config.settings import Settings
-from tests.processes import celery_worker, clean_env
+from tests.support.processes import celery_worker, clean_env
 
 pytestmark = pytest.mark.integration
 

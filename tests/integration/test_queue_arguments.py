@@ -15,7 +15,7 @@ from kombu import Connection
 from scheduling.broker.topology import declare_topology
 from scheduling.config.loading import load_settings
 from scheduling.errors import ConfigError
-from tests.processes import ManagedProcess, clean_env
+from tests.support.processes import ManagedProcess, clean_env
 
 pytestmark = pytest.mark.integration
 

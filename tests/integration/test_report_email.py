@@ -20,8 +20,8 @@ from scheduling.config.settings import ScheduleEntry, SmtpSettings
 from scheduling.errors import MailRejected, MailUnavailable
 from scheduling.store import RunState, SlotClaim
 from scheduling.tasks.mailer import send_mail
-from tests.certificates import Certificate, self_signed
-from tests.worker_stage import WorkerStage, worker_stage
+from tests.support.certificates import Certificate, self_signed
+from tests.support.worker_stage import WorkerStage, worker_stage
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from kombu import Connection
 
 from scheduling.broker.topology import queue_status
-from tests.processes import ManagedProcess, celery_beat, celery_worker, clean_env
+from tests.support.processes import ManagedProcess, celery_beat, celery_worker, clean_env
 
 pytestmark = pytest.mark.integration
 

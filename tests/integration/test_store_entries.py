@@ -14,7 +14,7 @@ from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import ConfigOwnedEntry, EntryExists, EntryNotFound, StoreError
 from scheduling.store import SCHEMA_VERSION, RunState, SlotClaim, Store
 from scheduling.store import rows as store_rows
-from tests.store_lookups import stored_entry
+from tests.support.store_lookups import stored_entry
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scheduling.store import BeatStatus, LeaseRecord, Store
-from tests.store_lookups import stored_lease
+from tests.support.store_lookups import stored_lease
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 
 from scheduling.config.settings import ScheduleEntry
 from scheduling.store import ManualRun, RunState, SlotClaim, Store
-from tests.databases import StatementCounter
-from tests.store_lookups import stored_entry
+from tests.support.databases import StatementCounter
+from tests.support.store_lookups import stored_entry
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import pytest
 from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import EntryNotFound, LeaseLost
 from scheduling.store import LeaseRecord, RunRecord, RunState, SlotClaim, Store
-from tests.databases import StatementCounter
-from tests.store_lookups import Stopwatch, stored_entry, stored_run
+from tests.support.databases import StatementCounter
+from tests.support.store_lookups import Stopwatch, stored_entry, stored_run
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import ConfigError
 from scheduling.store import RunState, SlotClaim, Store
-from tests.databases import StatementCounter
-from tests.store_lookups import Stopwatch, stored_entry
+from tests.support.databases import StatementCounter
+from tests.support.store_lookups import Stopwatch, stored_entry
 
 pytestmark = pytest.mark.integration
 

@@ -26,8 +26,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduling.store import RunRecord, RunState, Store
-from tests.processes import ManagedProcess, clean_env
-from tests.worker_stage import unique_queues
+from tests.support.processes import ManagedProcess, clean_env
+from tests.support.worker_stage import unique_queues
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

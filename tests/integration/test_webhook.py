@@ -16,8 +16,8 @@ import pytest
 from scheduling.errors import WebhookFailed, WebhookRefused, WebhookUnavailable
 from scheduling.store import RunState
 from scheduling.tasks.webhook_client import call
-from tests.certificates import self_signed
-from tests.worker_stage import WorkerStage, worker_stage
+from tests.support.certificates import self_signed
+from tests.support.worker_stage import WorkerStage, worker_stage
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from project.devtools.localbroker import LocalRabbitNode, broker_answers
-from tests import brokers
+from tests.support import brokers
 
 ENV_URL = "amqp://user:secret@rabbit.example:5672/periodic"
 

@@ -13,7 +13,7 @@ from scheduling.config.settings import Settings
 from scheduling.errors import StoreError
 from scheduling.store import EntryIndexRow, EntryRecord
 from scheduling.timing.slots import jitter_offset
-from tests.records import EVERY_MINUTE, entry_record
+from tests.support.records import EVERY_MINUTE, entry_record
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from scheduling.beat.slotplan import entry_shape, plan_due_entry, send_time
 from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.store import EntryRecord, RunState
 from scheduling.timing.slots import jitter_offset, slot_task_id
-from tests.records import entry_record
+from tests.support.records import entry_record
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SETTINGS = Settings()

@@ -17,7 +17,7 @@ from scheduling.store import (
     RunState,
     SyncSummary,
 )
-from tests.records import entry_record
+from tests.support.records import entry_record
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 PING = ScheduleEntry(task="scheduling.tasks.heartbeat.heartbeat", every="1m")

@@ -290,7 +290,7 @@ async def run_schedule(name: str) -> Reply:
     responses={200: NextOut},
     errors=(404,),
 )
-async def next_fire_times(name: str) -> Reply:
+async def schedule_fire_times(name: str) -> Reply:
     query = parse_query(NextQuery)
     services = current_services()
     start = query.after.astimezone(UTC) if query.after else now()

@@ -309,15 +309,13 @@ async def _change_entry(
 
 
 @dashboard.post("/entries/<name>/run")
-async def run_now(name: str) -> ResponseReturnValue:
+async def run_entry_now(name: str) -> ResponseReturnValue:
     refused = _may_act()
     if refused is not None:
         return refused
-    services = current_services()
     try:
-        run = await run_blocking(
-            operations.run_now, services.store, services.publisher, services.settings, name
-        )
+        # The same group-committed path as the API's POST /run: one rule when unconfirmed.
+        run = await asyncio.wrap_future(current_services().run_now(name))
     except EntryNotFound:
         flash(f"There is no entry named {name!r} any more.", "error")
     except BrokerUnavailable:

@@ -1,8 +1,8 @@
 """Fixtures of the HTTP API tests: an app on a real store and a real broker, with tokens.
 
 Each test gets queues of its own (unique names on the session broker), so messages counted in
-one test cannot come from another; they are deleted after. Import the fixtures into a test
-module (``from tests.api_fixtures import *``-style, by name).
+one test cannot come from another; they are deleted after. The fixtures (`api_settings`,
+`api_app`, `client`) live in tests/integration/conftest.py; this module holds the helpers.
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from kombu import Connection
 
-from project.app import create_app
 from scheduling.broker.topology import declare_topology, topology
 from scheduling.config.settings import Settings
 from scheduling.flask.services import PERIODIC, Services
@@ -27,9 +24,6 @@ __all__ = [
     "READ_SECRET",
     "WRITE",
     "WRITE_SECRET",
-    "api_app",
-    "api_settings",
-    "client",
     "make_settings",
     "queue_names",
     "services",
@@ -88,29 +82,7 @@ def temporary_queues(settings: Settings) -> Iterator[None]:
             channel.close()
 
 
-@pytest.fixture
-def api_settings(store_url: str, broker_url: str) -> Iterator[Settings]:
-    settings = make_settings(store_url, broker_url)
-    with temporary_queues(settings):
-        yield settings
-
-
-@pytest.fixture
-def api_app(api_settings: Settings) -> Iterator[Flask]:
-    app = create_app(api_settings)
-    app.config["TESTING"] = True
-    try:
-        yield app
-    finally:
-        services(app).close()
-
-
 def services(app: Flask) -> Services:
     found = app.extensions[PERIODIC]
     assert isinstance(found, Services)
     return found
-
-
-@pytest.fixture
-def client(api_app: Flask) -> FlaskClient:
-    return api_app.test_client()

@@ -24,10 +24,10 @@ from scheduling.celery.app import create_celery
 from scheduling.config.loading import load_settings
 from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.store import RunRecord, RunState, Store
-from tests.processes import ManagedProcess, clean_env
+from tests.support.processes import ManagedProcess, clean_env
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TEST_TASKS = "tests.worker_tasks"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_TASKS = "tests.support.worker_tasks"
 
 SETTINGS_TEMPLATE = """
 [app]
@@ -225,7 +225,7 @@ def worker_stage(
 
 
 def trace_events(path: Path) -> list[str]:
-    """The first word of each line of a task's trace file (see tests.worker_tasks)."""
+    """The first word of each line of a task's trace file (see tests.support.worker_tasks)."""
     if not path.exists():
         return []
     return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines()]

@@ -19,7 +19,7 @@ from typing import Any
 
 from kombu import Connection
 
-from tests.processes import CELERY, ManagedProcess, clean_env
+from tests.support.processes import CELERY, ManagedProcess, clean_env
 
 BEAT_SETTINGS = """
 [app]

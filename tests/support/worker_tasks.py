@@ -1,4 +1,5 @@
-"""Test-only tasks, registered in real workers with ``celery worker --include tests.worker_tasks``.
+"""Test-only tasks, registered in real workers with
+``celery worker --include tests.support.worker_tasks``.
 
 They leave traces in files named by the test (one line per event), so a test can tell how many
 times a body started or finished in whichever process ran it.
@@ -24,7 +25,7 @@ def _note(path: str, event: str) -> int:
     return len(Path(path).read_text(encoding="utf-8").splitlines())
 
 
-@shared_task(name="tests.worker_tasks.sleep_then_mark")
+@shared_task(name="tests.support.worker_tasks.sleep_then_mark")
 def sleep_then_mark(path: str, seconds: float) -> str:
     _note(path, "start")
     time.sleep(seconds)
@@ -32,18 +33,18 @@ def sleep_then_mark(path: str, seconds: float) -> str:
     return "done"
 
 
-@shared_task(name="tests.worker_tasks.sleep")
+@shared_task(name="tests.support.worker_tasks.sleep")
 def sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-@shared_task(name="tests.worker_tasks.fail_with")
+@shared_task(name="tests.support.worker_tasks.fail_with")
 def fail_with(path: str, secret: str) -> None:
     _note(path, "start")
     raise ValueError("the report could not be built")
 
 
-@shared_task(name="tests.worker_tasks.flaky")
+@shared_task(name="tests.support.worker_tasks.flaky")
 def flaky(path: str, failures: int) -> str:
     """Fail transiently `failures` times, then succeed."""
     attempt = _note(path, "start")
@@ -52,14 +53,14 @@ def flaky(path: str, failures: int) -> str:
     return "ok"
 
 
-@shared_task(name="tests.worker_tasks.kill_own_process")
+@shared_task(name="tests.support.worker_tasks.kill_own_process")
 def kill_own_process(path: str) -> None:
     """A poison message: the process running it dies, every time."""
     _note(path, "start")
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@shared_task(name="tests.worker_tasks.overstay")
+@shared_task(name="tests.support.worker_tasks.overstay")
 def overstay(path: str, seconds: float) -> None:
     """Ignore the soft time limit and keep going, so only the hard limit stops it."""
     _note(path, "start")
@@ -71,7 +72,7 @@ def overstay(path: str, seconds: float) -> None:
             _note(path, "soft-limit")
 
 
-@shared_task(name="tests.worker_tasks.respect_soft_limit")
+@shared_task(name="tests.support.worker_tasks.respect_soft_limit")
 def respect_soft_limit(path: str, seconds: float) -> None:
     _note(path, "start")
     time.sleep(seconds)

@@ -1,6 +1,7 @@
 """A beat that dies between claiming slots and publishing them: fault injection for tests.
 
-Used as ``celery beat -S tests.crashing_beat:CrashBetweenClaimAndPublish``. The first time it
+Used as ``celery beat -S tests.support.crashing_beat:CrashBetweenClaimAndPublish``. The first
+time it
 is about to publish claimed slots it writes their task ids to ``$PERIODIC_TEST_CRASH_FILE`` and
 exits at once (``os._exit``: no cleanup, no lease release), exactly like a process killed after
 the store committed the claim and before any message left.

@@ -1,0 +1,2 @@
+"""Test helpers shared by the suites (processes, brokers, databases, stages); fixtures live in
+the ``conftest.py`` files."""
