@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PERIODIC_SETTINGS=/app/settings.toml
+    PERIODIC_SETTINGS=/app/settings.toml \
+    PYTHONPATH=/app
 
 RUN groupadd --system --gid 10001 periodic \
  && useradd --system --uid 10001 --gid periodic --home-dir /app --shell /usr/sbin/nologin periodic
@@ -19,7 +20,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
  && pip install -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
 
-# The code itself (see .dockerignore for what stays out).
+# The code itself (see .dockerignore for what stays out). `pip install .` installs the library
+# (`scheduling`); the reference service (`project/`) runs from /app, on PYTHONPATH.
 COPY README.md settings.toml ./
 COPY scheduling ./scheduling
 COPY project ./project
