@@ -71,6 +71,7 @@ from typing import Final, Self
 
 from project.devtools.sessions import session_members
 from project.errors import BrokerNodeError
+from scheduling.config.settings import node_urls
 
 __all__ = [
     "RABBITMQ_BIN_DIR",
@@ -123,9 +124,13 @@ def rabbitmq_server_available() -> bool:
 def broker_answers(url: str, timeout: float = 2.0) -> bool:
     """True when an AMQP 0-9-1 broker at ``url`` completes a handshake (login + vhost open).
 
+    ``url`` may list the nodes of a cluster, ``;``-separated: then any node answering will do.
     Uses py-amqp directly rather than ``kombu.Connection.ensure_connection``: kombu waits ~2 s
     before its single retry, which makes polling a booting (or stopped) broker slow.
     """
+    nodes = node_urls(url)
+    if len(nodes) > 1:
+        return any(broker_answers(node, timeout) for node in nodes)
     import amqp
     from kombu.utils.url import parse_url
 

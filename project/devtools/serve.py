@@ -35,6 +35,7 @@ from kombu.utils.url import maybe_sanitize_url
 from project.devtools.localbroker import LocalRabbitNode, broker_answers, rabbitmq_server_available
 from project.devtools.supervisor import ChildSpec, Supervisor
 from project.errors import BrokerNodeError, ServeError
+from scheduling.broker.nodes import sanitize_nodes
 from scheduling.config.loading import SETTINGS_ENV, load_settings, settings_path
 from scheduling.config.settings import Settings
 from scheduling.errors import ConfigError
@@ -204,7 +205,7 @@ def choose_broker(
 ) -> tuple[str | None, LocalRabbitNode | None]:
     """(URL override or None, the node we started or None); `ServeError` saying how to get one."""
     url = settings.broker.url.get_secret_value()
-    shown = maybe_sanitize_url(url)
+    shown = sanitize_nodes(url)
     supervisor.log(f"checking the broker at {shown} …")
     answers, reason = _answers(url)
     if answers:
@@ -321,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack = StackEnvironment(path, broker_override, tokens_json, secret_key)
         env = child_environment(os.environ, stack)
         specs = child_specs(settings, env, host=args.host, port=args.port, python=sys.executable)
-        broker_shown = maybe_sanitize_url(broker_override or settings.broker.url.get_secret_value())
+        broker_shown = sanitize_nodes(broker_override or settings.broker.url.get_secret_value())
         if node is not None:
             broker_shown += f"   (throwaway node under {node.base_dir})"
         banner = _banner(args, settings, token, var_dir, broker_shown)

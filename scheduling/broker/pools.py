@@ -21,14 +21,14 @@ from typing import Any, Generic, TypeVar
 from amqp.exceptions import AMQPError
 from kombu import Connection
 from kombu.exceptions import KombuError
-from kombu.utils.url import parse_url
 
+from scheduling.broker.nodes import BrokerNodes
 from scheduling.broker.publisher import ConfirmedPublisher, OutgoingRun
 from scheduling.broker.topology import QueueStatus, declarer, queue_status
 from scheduling.config.settings import Settings
 from scheduling.errors import BrokerUnavailable, PublishError
 
-__all__ = ["API_BROKER_TIMEOUT", "BrokerReader", "PublisherPool", "broker_address"]
+__all__ = ["API_BROKER_TIMEOUT", "BrokerReader", "PublisherPool"]
 
 API_BROKER_TIMEOUT = 1.5
 """Seconds a request waits for the broker (connect, confirm): a 503 within 2 s beats a hang."""
@@ -78,19 +78,14 @@ class _LeasePool(Generic[T]):
                 return
 
 
-def broker_address(url: str) -> tuple[str, int]:
-    """Host and port of an AMQP URL (5672, or 5671 for amqps, when the URL names none)."""
-    parts = parse_url(url)
-    default = 5671 if str(parts.get("transport", "")).endswith("s") else 5672
-    return str(parts.get("hostname") or "localhost"), int(parts.get("port") or default)
-
-
 class PublisherPool:
     """A thread-safe publisher: `ConfirmedPublisher` clients leased per call.
 
-    A publish on a connection that went stale (broker restarted since the last request) is tried
-    once more on a fresh connection when time is left; the task id is the same, so a message the
-    broker did receive the first time is the same run, not a second one.
+    A publish on a connection that went stale (broker restarted since the last request, or its
+    node of a cluster died) is tried once more on a fresh connection (to the next node that
+    answers) when time is left; the task id is the same, so a message the broker did receive the
+    first time is the same run, not a second one. The clients share one `BrokerNodes`, so once
+    one of them found a surviving node the others start there.
     """
 
     def __init__(self, settings: Settings, *, size: int = POOL_SIZE) -> None:
@@ -99,6 +94,7 @@ class PublisherPool:
         confirm = min(broker.publish_timeout.total_seconds(), API_BROKER_TIMEOUT)
         declare = declarer(settings)
         origin = f"periodic-web-{os.getpid()}@{socket.gethostname()}"
+        nodes = BrokerNodes(broker.url.get_secret_value())
 
         def factory() -> ConfirmedPublisher:
             return ConfirmedPublisher(
@@ -107,10 +103,10 @@ class PublisherPool:
                 confirm_timeout=confirm,
                 origin=origin,
                 declare=declare,
+                nodes=nodes,
             )
 
         self._timeout = confirm
-        self._address = broker_address(broker.url.get_secret_value())
         self._pool = _LeasePool(factory, ConfirmedPublisher.close, size)
 
     def publish(self, runs: Sequence[OutgoingRun]) -> None:
@@ -119,23 +115,13 @@ class PublisherPool:
             with self._pool.lease(self._timeout) as publisher:
                 was_connected = publisher.connected
                 try:
-                    self._publish(publisher, runs)
+                    publisher.publish(runs)
                 except PublishError:
                     if not was_connected or time.monotonic() - started > self._timeout / 3:
                         raise
-                    self._publish(publisher, runs)
+                    publisher.publish(runs)
         except TimeoutError as error:
             raise PublishError(f"no publisher free: {error}") from error
-
-    def _publish(self, publisher: ConfirmedPublisher, runs: Sequence[OutgoingRun]) -> None:
-        if not publisher.connected:
-            # kombu's connect() retries once after 2 s when refused; a TCP probe answers a
-            # stopped broker in milliseconds, which keeps a request's 503 within its bound.
-            try:
-                socket.create_connection(self._address, timeout=self._timeout).close()
-            except OSError as error:
-                raise PublishError(f"the broker does not accept connections: {error}") from error
-        publisher.publish(runs)
 
     def close(self) -> None:
         self._pool.close()
@@ -145,21 +131,32 @@ class BrokerReader:
     """Read-only broker questions (queue depth and consumers) on pooled connections."""
 
     def __init__(self, settings: Settings, *, size: int = POOL_SIZE) -> None:
-        url = settings.broker.url.get_secret_value()
         timeout = min(settings.broker.connect_timeout.total_seconds(), API_BROKER_TIMEOUT)
+        nodes = BrokerNodes(settings.broker.url.get_secret_value())
 
         def factory() -> Connection:
-            return Connection(url, connect_timeout=timeout, heartbeat=0)
+            return nodes.connect(connect_timeout=timeout, heartbeat=0)
 
         self._timeout = timeout
         self._pool = _LeasePool(factory, _release_connection, size)
 
     def queue_status(self, name: str) -> QueueStatus:
-        """Raises `BrokerUnavailable` when the broker cannot be reached."""
+        """Raises `BrokerUnavailable` when no broker node can be reached.
+
+        A pooled connection whose node died since its last use fails once; the question is then
+        asked again on a fresh connection (another node), as long as time is left.
+        """
+        started = time.monotonic()
+        try:
+            return self._queue_status(name)
+        except BrokerUnavailable:
+            if time.monotonic() - started > self._timeout / 3:
+                raise
+            return self._queue_status(name)
+
+    def _queue_status(self, name: str) -> QueueStatus:
         try:
             with self._pool.lease(self._timeout) as connection:
-                if not connection.connected:
-                    connection.ensure_connection(max_retries=0, timeout=int(self._timeout) or 1)
                 return queue_status(connection, name)
         except (OSError, AMQPError, KombuError) as error:
             raise BrokerUnavailable(

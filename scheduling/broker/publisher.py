@@ -31,9 +31,10 @@ import amqp
 from amqp.method_framing import frame_writer
 from kombu import Connection
 
+from scheduling.broker.nodes import BrokerNodes
 from scheduling.config.compiler import EXCHANGE_NAME
 from scheduling.config.settings import BrokerSettings
-from scheduling.errors import ConfigError, PublishError
+from scheduling.errors import BrokerUnavailable, ConfigError, PublishError
 
 __all__ = ["REDACTED", "BatchPublishError", "ConfirmedPublisher", "OutgoingRun", "task_message"]
 
@@ -167,7 +168,8 @@ class _BatchedWrites:
 class ConfirmedPublisher:
     """Publishes batches of `OutgoingRun` and returns only once the broker confirmed all of them.
 
-    `url` is the broker URL (``amqp://``/``amqps://``). The connection is opened lazily and
+    `url` is the broker URL (``amqp://``/``amqps://``), or several ``;``-joined node URLs of a
+    cluster (see `BrokerNodes`). The connection is opened lazily and
     dropped on any error, so the next `publish` reconnects: the caller (beat) owns retries and
     backoff. Not thread-safe; one publisher per thread.
     """
@@ -181,8 +183,12 @@ class ConfirmedPublisher:
         confirm_timeout: float = 5.0,
         origin: str | None = None,
         declare: Callable[[Connection], object] | None = None,
+        nodes: BrokerNodes | None = None,
     ) -> None:
         self.url = url
+        self.nodes = nodes or BrokerNodes(url)
+        """Several nodes (a cluster): a connection that breaks is replaced by one to the next
+        node that answers, so a dead node costs one failed batch, which the caller retries."""
         self._declare = declare
         """Declares the topology on every new connection: a web process that publishes first on
         a fresh broker must not depend on a worker or beat having declared the queues."""
@@ -218,7 +224,12 @@ class ConfirmedPublisher:
             self._confirms = confirms
             self._write_batch(channel, runs, confirms)
             self._await_confirms(confirms)
-        except (OSError, amqp.exceptions.AMQPError, amqp.exceptions.MessageNacked) as error:
+        except (
+            OSError,
+            amqp.exceptions.AMQPError,
+            amqp.exceptions.MessageNacked,
+            BrokerUnavailable,
+        ) as error:
             self._reset()
             raise BatchPublishError(
                 f"broker error after {len(confirms.confirmed)} of {len(runs)} confirms: "
@@ -237,7 +248,7 @@ class ConfirmedPublisher:
         """Connect now (outage probes); raise `PublishError` while the broker is down."""
         try:
             self._open()
-        except (OSError, amqp.exceptions.AMQPError) as error:
+        except (OSError, amqp.exceptions.AMQPError, BrokerUnavailable) as error:
             self._reset()
             raise PublishError(f"cannot connect to the broker: {error}") from error
 
@@ -247,14 +258,12 @@ class ConfirmedPublisher:
     def _open(self) -> Any:
         if self._channel is not None:
             return self._channel
-        connection = Connection(
-            self.url,
+        connection = self.nodes.connect(
             connect_timeout=self.connect_timeout,
             heartbeat=0,
             transport_options={"confirm_publish": False},
         )
         self._connection = connection
-        connection.connect()
         if self._declare is not None:
             try:
                 self._declare(connection)

@@ -16,7 +16,12 @@ from typing import Any
 from amqp.exceptions import NotFound, PreconditionFailed
 from kombu import Connection, Queue
 
-from scheduling.config.compiler import compile_queues, dead_letter_ledger_queue, dead_letter_queue
+from scheduling.config.compiler import (
+    compile_queues,
+    dead_letter_ledger_queue,
+    dead_letter_queue,
+    dead_letter_type,
+)
 from scheduling.config.settings import Settings
 from scheduling.errors import ConfigError
 
@@ -31,7 +36,8 @@ class QueueStatus:
 
 def topology(settings: Settings) -> list[Queue]:
     """Every queue Periodic owns: one per `[queues.<name>]`, then the dead-letter queues."""
-    return [*compile_queues(settings), dead_letter_queue(), dead_letter_ledger_queue()]
+    dead = dead_letter_type(settings)
+    return [*compile_queues(settings), dead_letter_queue(dead), dead_letter_ledger_queue(dead)]
 
 
 def declare_topology(connection: Connection, settings: Settings) -> list[str]:
@@ -46,14 +52,29 @@ def declare_topology(connection: Connection, settings: Settings) -> list[str]:
                 "broker",
                 [
                     f"queues.{queue.name}: the broker already has queue {queue.name!r} declared "
-                    f"with other arguments than settings ask for ({error.reply_text}); delete "
-                    "the queue or align its settings",
+                    f"with other arguments than settings ask for ({error.reply_text}); "
+                    + migration_hint(str(queue.name), settings)
                 ],
             ) from None
         finally:
             _close_quietly(channel)
         declared.append(str(queue.name))
     return declared
+
+
+def migration_hint(name: str, settings: Settings) -> str:
+    """How to get from the queue the broker has to the one settings ask for (README: "Changing a
+    queue's type or arguments"): RabbitMQ changes neither type nor arguments in place."""
+    drain = (
+        f"stop beat, let workers empty it, delete it (rabbitmqctl delete_queue {name} "
+        "--if-empty) and start again: it is declared anew"
+    )
+    if name not in settings.queues:
+        return f"this queue follows the task queues' type; to migrate, {drain}"
+    return (
+        f"to migrate, either give the queue a new name in settings (and delete {name!r} once a "
+        f"worker has drained it), or {drain}"
+    )
 
 
 def declarer(settings: Settings) -> Callable[[Connection], list[str]]:

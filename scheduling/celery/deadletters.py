@@ -8,6 +8,10 @@ every later slot. The dead-letter exchange is a fanout: ``periodic.dead`` keeps 
 inspection, and a copy in ``periodic.dead.ledger`` is consumed here, by a consumer bootstep in
 every worker (competing consumers: one of them records each message), and acknowledged.
 
+A quorum queue dead-letters a message itself once it was delivered ``worker.max_deliveries``
+times (reason ``delivery_limit``); that run is recorded as failed with `DeliveryLimitExceeded`, as
+the worker records it for classic queues.
+
 Expired messages become EXPIRED runs; rejected or otherwise dropped ones become FAILED, unless
 the ledger already has an outcome (the first finish wins, so a worker's own, more precise record
 of a rejection is kept).
@@ -25,8 +29,10 @@ from celery import Celery, bootsteps
 from kombu import Consumer, Message
 from kombu.transport.base import StdChannel
 
+from scheduling.celery.appsettings import SETTINGS_KEY, settings_of
 from scheduling.celery.worker_state import store_for
-from scheduling.config.compiler import dead_letter_ledger_queue
+from scheduling.config.compiler import dead_letter_ledger_queue, dead_letter_type
+from scheduling.config.settings import QueueType
 from scheduling.errors import StoreError
 from scheduling.store import RunState, Store
 
@@ -65,6 +71,18 @@ def record_dead_letter(store: Store, letter: DeadLetter, at: datetime) -> None:
             error_message=f"expired in queue {letter.queue} before a worker took it",
         )
         return
+    if letter.reason == "delivery_limit":
+        store.record_run_finished(
+            letter.task_id,
+            RunState.FAILED,
+            at,
+            error_type="DeliveryLimitExceeded",
+            error_message=(
+                f"dead-lettered by quorum queue {letter.queue} after its delivery limit "
+                "(worker.max_deliveries)"
+            ),
+        )
+        return
     store.record_run_finished(
         letter.task_id,
         RunState.FAILED,
@@ -85,11 +103,16 @@ class DeadLetterRecorder(bootsteps.ConsumerStep):
         return [
             Consumer(
                 channel,
-                queues=[dead_letter_ledger_queue()],
+                queues=[dead_letter_ledger_queue(self._queue_type())],
                 on_message=self.on_message,
                 prefetch_count=50,
             )
         ]
+
+    def _queue_type(self) -> QueueType:
+        if self.app.conf.get(SETTINGS_KEY) is None:
+            return "classic"
+        return dead_letter_type(settings_of(self.app))
 
     def on_message(self, message: Message) -> None:
         letter = read_dead_letter(message.headers or {})

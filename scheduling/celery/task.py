@@ -9,7 +9,10 @@ before the task body runs and around it:
 * Bounded redelivery: a message that keeps killing its worker would loop forever. Classic queues
   have no delivery limit, so deliveries are counted in the store (only redelivered messages cost
   a write) and past ``worker.max_deliveries`` the message is rejected without requeue, which
-  dead-letters it to ``periodic.dead``; the ledger records the run as failed.
+  dead-letters it to ``periodic.dead``; the ledger records the run as failed. A quorum queue
+  counts for itself (``x-delivery-limit``, compiled from the same setting) and marks a
+  redelivered message with ``x-delivery-count``: such a message costs no store write, and the
+  broker dead-letters it past the limit (`scheduling.celery.deadletters` closes the run).
 * Retries for transient errors only (`TransientError`, `ConnectionError`, `TimeoutError`):
   exponential backoff with full jitter, bounded by ``worker.max_retries``. Anything else fails at
   once: retrying a bug only repeats it.
@@ -37,6 +40,9 @@ from scheduling.store import RunRecord, RunState
 __all__ = ["PeriodicTask", "delivery_key", "retry_delay"]
 
 logger = logging.getLogger(__name__)
+
+BROKER_DELIVERY_COUNT = "x-delivery-count"
+"""The header a quorum queue puts on a message it delivers again: the broker counts, not us."""
 
 
 def delivery_key(task_id: str, retries: int) -> str:
@@ -74,7 +80,8 @@ class PeriodicTask(Task):  # type: ignore[type-arg]
         if worker is None:
             return
         request = self.request
-        if (request.delivery_info or {}).get("redelivered"):
+        redelivered = (request.delivery_info or {}).get("redelivered")
+        if redelivered and request.get(BROKER_DELIVERY_COUNT) is None:
             self._check_delivery_limit(task_id, int(request.retries or 0), worker)
         run = self._ledger_run(task_id)
         if run is not None and run.state is RunState.SUCCEEDED:

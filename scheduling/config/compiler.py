@@ -4,6 +4,13 @@ Everything Beat, the workers and the broker need is derived here from one `Setti
 the same file always yields the same queues, routes and schedule, and the translation is unit
 tested without a broker. Queues are durable, on one direct exchange, and dead-letter into
 ``periodic.dead`` so that expired and rejected messages are kept for inspection.
+
+A ``quorum`` queue (``[queues.<name>].type``) is replicated by Raft across a RabbitMQ cluster and
+counts deliveries itself: ``x-delivery-limit`` lets a message be delivered
+``worker.max_deliveries`` times (the limit counts *returns*, so it is one less), then dead-letters
+it ``at-least-once`` (the source queue keeps the message until the dead-letter queue has taken
+it; RabbitMQ needs ``x-overflow = reject-publish`` for that). When any queue is a quorum queue,
+the two dead-letter queues are quorum queues too: a dead letter must survive the node it sits on.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from scheduling.config.loading import route_for
-from scheduling.config.settings import AUTO_EXPIRES_CAP, ScheduleEntry, Settings
+from scheduling.config.settings import AUTO_EXPIRES_CAP, QueueType, ScheduleEntry, Settings
 from scheduling.timing.cron import CronExpression
 from scheduling.timing.timetables import (
     UNIX_EPOCH,
@@ -117,21 +124,49 @@ def task_exchange() -> Exchange:
     return Exchange(EXCHANGE_NAME, type="direct", durable=True)
 
 
-def dead_letter_queue() -> Queue:
-    exchange = Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True)
-    return Queue(DEAD_LETTER_QUEUE, exchange, routing_key=DEAD_LETTER_QUEUE, durable=True)
+def dead_letter_type(settings: Settings) -> QueueType:
+    """Quorum as soon as one task queue is: its dead letters must be as safe as its messages."""
+    return "quorum" if any(q.type == "quorum" for q in settings.queues.values()) else "classic"
 
 
-def dead_letter_ledger_queue() -> Queue:
+def _dead_letter_arguments(queue_type: QueueType) -> dict[str, Any] | None:
+    return {"x-queue-type": "quorum"} if queue_type == "quorum" else None
+
+
+def dead_letter_queue(queue_type: QueueType = "classic") -> Queue:
     exchange = Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True)
     return Queue(
-        DEAD_LETTER_LEDGER_QUEUE, exchange, routing_key=DEAD_LETTER_LEDGER_QUEUE, durable=True
+        DEAD_LETTER_QUEUE,
+        exchange,
+        routing_key=DEAD_LETTER_QUEUE,
+        durable=True,
+        queue_arguments=_dead_letter_arguments(queue_type),
+    )
+
+
+def dead_letter_ledger_queue(queue_type: QueueType = "classic") -> Queue:
+    exchange = Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True)
+    return Queue(
+        DEAD_LETTER_LEDGER_QUEUE,
+        exchange,
+        routing_key=DEAD_LETTER_LEDGER_QUEUE,
+        durable=True,
+        queue_arguments=_dead_letter_arguments(queue_type),
     )
 
 
 def queue_arguments(name: str, settings: Settings) -> dict[str, Any]:
     declared = settings.queues[name]
     arguments: dict[str, Any] = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
+    if declared.type == "quorum":
+        arguments.update(
+            {
+                "x-queue-type": "quorum",
+                "x-delivery-limit": settings.worker.max_deliveries - 1,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            }
+        )
     if declared.max_priority is not None:
         arguments["x-max-priority"] = declared.max_priority
     if declared.message_ttl is not None:

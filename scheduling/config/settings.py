@@ -7,6 +7,7 @@ Loading (file, environment, error messages) lives in `scheduling.config.loading`
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -20,6 +21,7 @@ from pydantic import (
     Field,
     JsonValue,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -59,6 +61,9 @@ ZoneName = Annotated[str, AfterValidator(_check_zone)]
 ModuleName = Annotated[str, AfterValidator(_check_module)]
 CronText = Annotated[str, AfterValidator(_check_cron)]
 CatchupPolicy = Literal["skip", "latest", "all"]
+QueueType = Literal["classic", "quorum"]
+NODE_SEPARATOR = ";"
+"""Separates a cluster's node URLs in one string (the fail-over form kombu and Celery take)."""
 OverlapPolicy = Literal["allow", "skip"]
 SCHEDULE_KINDS = ("every", "cron", "at")
 
@@ -80,18 +85,69 @@ class AppSettings(StrictModel):
 
 class BrokerSettings(StrictModel):
     url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672//")
+    """One node, or the nodes of a cluster: a TOML list, or one string with the node URLs
+    separated by ``;`` (handy in ``PERIODIC_BROKER__URL``; a JSON list works there too). Kept as
+    the ``;``-joined string that kombu and Celery take for fail-over; `node_urls` splits it."""
     confirm_publish: bool = True
     heartbeat: Duration = timedelta(seconds=30)
     connect_timeout: Duration = timedelta(seconds=4)
     publish_timeout: Duration = timedelta(seconds=5)
 
+    @field_validator("url", mode="before")
+    @classmethod
+    def _nodes(cls, value: Any) -> Any:
+        # Messages never quote the value: it holds the broker password.
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError("a list of node URLs must be valid JSON") from None
+        if isinstance(value, list | tuple):
+            nodes = [n.get_secret_value() if isinstance(n, SecretStr) else n for n in value]
+            if not nodes or not all(isinstance(node, str) for node in nodes):
+                raise ValueError("expected a URL or a non-empty list of node URLs")
+            value = NODE_SEPARATOR.join(node.strip() for node in nodes)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            for index, node in enumerate(value.split(NODE_SEPARATOR)):
+                if "://" not in node:
+                    raise ValueError(
+                        f"node {index + 1} is not a URL like 'amqp://user:password@host:5672/vhost'"
+                    )
+        return value
+
+    @property
+    def node_urls(self) -> list[str]:
+        """The URL of every node, in the order given (secrets: never log them unsanitised)."""
+        return node_urls(self.url.get_secret_value())
+
+
+def node_urls(url: str) -> list[str]:
+    """Split a ``;``-joined broker URL into its nodes' URLs."""
+    return [node.strip() for node in url.split(NODE_SEPARATOR) if node.strip()]
+
 
 class QueueSettings(StrictModel):
+    type: QueueType = "classic"
+    """``quorum``: replicated on a RabbitMQ cluster (Raft), with a broker-side delivery limit.
+    Comes first so that the fields after it can be checked against it."""
     priority: int = Field(default=5, ge=0, le=9)
     """Rank of the queue (9 = most urgent); the message priority when `max_priority` is set."""
     default: bool = False
     max_priority: int | None = Field(default=None, ge=1, le=255)
     message_ttl: Duration | None = None
+
+    @field_validator("max_priority")
+    @classmethod
+    def _quorum_has_no_priorities(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("type") == "quorum":
+            raise ValueError(
+                "a quorum queue cannot honour message priorities on RabbitMQ 3.x; remove "
+                "max_priority (Periodic already gives each priority its own queue) or use "
+                'type = "classic"'
+            )
+        return value
 
 
 class BeatSettings(StrictModel):
