@@ -75,6 +75,7 @@ from scheduling.config.settings import node_urls
 
 __all__ = [
     "RABBITMQ_BIN_DIR",
+    "LocalEpmd",
     "LocalRabbitNode",
     "broker_answers",
     "rabbitmq_server_available",
@@ -280,6 +281,28 @@ def _shutdown(proc: subprocess.Popen[bytes] | None, timeout: float, graceful: bo
     proc.wait()
 
 
+def _spawn(argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own session + process group: signal it as a whole
+        )
+
+
+def _clean_environment() -> dict[str, str]:
+    """Our environment without the RabbitMQ/Erlang variables the scripts would pick up."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("RABBITMQ_", "ERL_")) and key not in _UNPREFIXED_ENV
+    }
+
+
 def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -288,22 +311,90 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"(log {path} is empty)"
 
 
+class LocalEpmd:
+    """Our own epmd on loopback, a tracked child: one node's, or shared by a local cluster.
+
+    Nodes on one host find each other through the epmd on the port they all use, so the nodes of
+    a cluster share one; it outlives any node that is killed, as the host's epmd would.
+    """
+
+    def __init__(self, base_dir: Path, port: int | None = None) -> None:
+        self.base_dir = Path(base_dir).absolute()
+        self._port = port
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            self._port = _free_ports(1, set())[0]
+        return self._port
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / "epmd.log"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and not _has_exited(self._proc)
+
+    def session_ids(self) -> set[int]:
+        proc = self._proc
+        return {proc.pid} if proc is not None and proc.returncode is None else set()
+
+    def start(self, deadline: float) -> None:
+        """Start epmd (no-op while it runs); `BrokerNodeError` if it does not listen in time."""
+        if self.running:
+            return
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        epmd = shutil.which("epmd") or "epmd"
+        self._proc = _spawn(
+            [epmd, "-port", str(self.port), "-address", _LOOPBACK],
+            self.log_file,
+            _clean_environment(),
+            self.base_dir,
+        )
+        while not _tcp_connects(self.port):
+            if _has_exited(self._proc) or time.monotonic() >= deadline:
+                state = "exited" if _has_exited(self._proc) else "did not start listening"
+                msg = f"epmd on port {self.port} {state}.\n--- {self.log_file} ---\n"
+                raise BrokerNodeError(msg + _tail(self.log_file))
+            time.sleep(_POLL_INTERVAL)
+
+    def stop(self, timeout: float = 10.0, graceful: bool = True) -> None:
+        try:
+            _shutdown(self._proc, timeout, graceful)
+        finally:
+            self._proc = None
+
+
 class LocalRabbitNode:
     """One private RabbitMQ node (plus its own epmd) living under ``base_dir``.
 
     ``port`` fixes the AMQP port (e.g. for ``nox -s serve``); by default a free one is picked at
     the first :meth:`start` and kept for the object's lifetime.  Use as a context manager, or call
     :meth:`start`/:meth:`stop` (repeatable: data and ports survive a stop) and :meth:`kill`.
+
+    For a cluster (`project.devtools.localcluster`) nodes get a ``node_name``, a shared ``epmd``
+    (which they neither start nor stop) and a shared Erlang ``cookie``.
     """
 
-    def __init__(self, base_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        port: int | None = None,
+        *,
+        node_name: str | None = None,
+        epmd: LocalEpmd | None = None,
+        cookie: str | None = None,
+    ) -> None:
         self.base_dir = Path(base_dir).absolute()
-        self.node_name = f"periodic-test-{secrets.token_hex(4)}@localhost"
+        self.node_name = node_name or f"periodic-test-{secrets.token_hex(4)}@localhost"
         self._port = port
         self._dist_port: int | None = None
-        self._epmd_port: int | None = None
+        self._owns_epmd = epmd is None
+        self.epmd = epmd or LocalEpmd(self.base_dir)
+        self._cookie = cookie
         self._server: subprocess.Popen[bytes] | None = None
-        self._epmd: subprocess.Popen[bytes] | None = None
         self._atexit_registered = False
 
     # ----------------------------------------------------------------------------- properties
@@ -333,9 +424,11 @@ class LocalRabbitNode:
         """PIDs of every live process we started (node, its helpers and our epmd)."""
         sessions = {
             proc.pid
-            for proc in (self._server, self._epmd)
+            for proc in (self._server,)
             if proc is not None and proc.returncode is None  # unreaped: PID still ours
         }
+        if self._owns_epmd:
+            sessions |= self.epmd.session_ids()
         return session_members(sessions)
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -401,14 +494,35 @@ class LocalRabbitNode:
 
     # ------------------------------------------------------------------------------ internals
     def _allocate_ports(self) -> None:
-        if self._dist_port is not None and self._epmd_port is not None and self._port is not None:
+        if self._dist_port is not None and self._port is not None:
             return
         exclude = {self._port} if self._port is not None else set()
-        needed = 2 if self._port is not None else 3
-        ports = _free_ports(needed, exclude)
+        exclude.add(self.epmd.port)
+        ports = _free_ports(1 if self._port is not None else 2, exclude)
         if self._port is None:
             self._port = ports.pop()
-        self._dist_port, self._epmd_port = ports
+        self._dist_port = ports.pop()
+
+    @property
+    def dist_port(self) -> int:
+        """The Erlang distribution port (clustering traffic)."""
+        self._allocate_ports()
+        assert self._dist_port is not None
+        return self._dist_port
+
+    def rabbitmqctl(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run ``rabbitmqctl -n <this node> ARGS`` with this node's cookie; never raises on exit
+        status (the caller reads ``returncode``, ``stdout`` and ``stderr``)."""
+        return subprocess.run(
+            [str(RABBITMQ_BIN_DIR / "rabbitmqctl"), "-n", self.node_name, *args],
+            env=self._environment(),
+            cwd=self.base_dir,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def _paths(self) -> dict[str, Path]:
         base = self.base_dir
@@ -428,7 +542,7 @@ class LocalRabbitNode:
             paths[key].mkdir(parents=True, exist_ok=True)
         cookie = paths["home"] / ".erlang.cookie"
         if not cookie.exists():
-            cookie.write_text(secrets.token_hex(16).upper())
+            cookie.write_text(self._cookie or secrets.token_hex(16).upper())
             cookie.chmod(0o400)
         paths["config"].write_text(
             "# Written by project.devtools.localbroker for a throwaway node.\n"
@@ -443,18 +557,14 @@ class LocalRabbitNode:
 
     def _environment(self) -> dict[str, str]:
         paths = self._paths()
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("RABBITMQ_", "ERL_")) and key not in _UNPREFIXED_ENV
-        }
+        env = _clean_environment()
         env.update(
             HOME=str(paths["home"]),
             RABBITMQ_NODENAME=self.node_name,
             RABBITMQ_NODE_IP_ADDRESS=_LOOPBACK,
             RABBITMQ_NODE_PORT=str(self.port),
             RABBITMQ_DIST_PORT=str(self._dist_port),
-            ERL_EPMD_PORT=str(self._epmd_port),
+            ERL_EPMD_PORT=str(self.epmd.port),
             ERL_EPMD_ADDRESS=_LOOPBACK,
             RABBITMQ_MNESIA_BASE=str(paths["mnesia"]),
             RABBITMQ_LOG_BASE=str(paths["logs"]),
@@ -467,32 +577,13 @@ class LocalRabbitNode:
         return env
 
     def _spawn(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-        with log.open("ab") as handle:
-            return subprocess.Popen(
-                argv,
-                env=self._environment(),
-                cwd=self.base_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own session + process group: signal it as a whole
-            )
+        return _spawn(argv, log, self._environment(), self.base_dir)
 
     def _start_epmd(self, deadline: float) -> None:
-        assert self._epmd_port is not None
-        if self._epmd is not None and not _has_exited(self._epmd):
-            return
-        epmd = shutil.which("epmd") or "epmd"
-        self._epmd = self._spawn(
-            [epmd, "-port", str(self._epmd_port), "-address", _LOOPBACK],
-            self.base_dir / "epmd.log",
-        )
-        while not _tcp_connects(self._epmd_port):
-            if _has_exited(self._epmd):
-                self._fail(f"epmd on port {self._epmd_port} exited", self.base_dir / "epmd.log")
-            if time.monotonic() >= deadline:
-                self._fail("epmd did not start listening", self.base_dir / "epmd.log")
-            time.sleep(_POLL_INTERVAL)
+        if self._owns_epmd:
+            self.epmd.start(deadline)
+        elif not self.epmd.running:
+            self._fail(f"the shared epmd on port {self.epmd.port} is not running")
 
     def _start_server(self) -> None:
         with self.log_file.open("ab") as handle:
@@ -548,8 +639,8 @@ class LocalRabbitNode:
             _shutdown(self._server, timeout, graceful)
             self._server = None
         finally:
-            _shutdown(self._epmd, timeout, graceful)  # the node is gone or beyond help
-            self._epmd = None
+            if self._owns_epmd:  # the node is gone or beyond help
+                self.epmd.stop(timeout, graceful)
         self._await_ports_released(timeout)
         if self._atexit_registered:
             atexit.unregister(self._atexit_stop)
@@ -562,7 +653,8 @@ class LocalRabbitNode:
         holding the listening socket; callers (restart on the same port, "the broker refuses
         connections now") need the socket gone, not just the process.
         """
-        ports = [p for p in (self._port, self._epmd_port) if p is not None]
+        epmd_port = self.epmd.port if self._owns_epmd else None
+        ports = [p for p in (self._port, epmd_port) if p is not None]
         deadline = time.monotonic() + timeout
         while any(_tcp_connects(port, timeout=0.2) for port in ports):
             if time.monotonic() > deadline:
