@@ -254,6 +254,7 @@ def compile_celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
+        "worker_consumer": "scheduling.celery.consumer:PeriodicConsumer",
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_soft_time_limit": worker.soft_time_limit.total_seconds(),
         "task_time_limit": worker.time_limit.total_seconds(),
