@@ -61,6 +61,7 @@ class WorkerStage:
         broker_url: str,
         roles: Iterable[str] = ("high", "default", "low"),
         extra_settings: str = "",
+        queue_type: str = "classic",
     ) -> None:
         self.directory = directory
         self.broker_url = broker_url
@@ -68,7 +69,9 @@ class WorkerStage:
         priorities = {"high": 9, "default": 5, "low": 1}
         tables = []
         for index, (role, name) in enumerate(self.queues.items()):
-            tables.append(f'[queues."{name}"]\npriority = {priorities.get(role, 5)}')
+            tables.append(
+                f'[queues."{name}"]\ntype = "{queue_type}"\npriority = {priorities.get(role, 5)}'
+            )
             if role == "default" or (index == 0 and "default" not in self.queues):
                 tables[-1] += "\ndefault = true"
         self.settings_path = directory / "settings.toml"
@@ -216,8 +219,9 @@ def worker_stage(
     broker_url: str,
     roles: Iterable[str] = ("high", "default", "low"),
     extra_settings: str = "",
+    queue_type: str = "classic",
 ) -> Iterator[WorkerStage]:
-    stage = WorkerStage(directory, broker_url, roles, extra_settings)
+    stage = WorkerStage(directory, broker_url, roles, extra_settings, queue_type)
     try:
         yield stage
     finally:

@@ -1,0 +1,113 @@
+"""A list of broker nodes: publishers and queue readers use whichever node answers.
+
+Two independent brokers stand in for two nodes (connection fail-over does not need a cluster;
+what a cluster adds, replicated queues, is tested in tests/faults/test_broker_cluster_failover.py):
+this test's own throwaway node, which it kills, and the session broker. Queue names are unique,
+so the session broker's other users never see these messages.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from kombu import Connection
+
+from project.devtools.localbroker import LocalRabbitNode
+from scheduling.broker.pools import BrokerReader, PublisherPool
+from scheduling.broker.publisher import BatchPublishError, ConfirmedPublisher, OutgoingRun
+from scheduling.broker.topology import declarer
+from scheduling.config.loading import load_settings
+from scheduling.config.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = """
+[broker]
+url = [{nodes}]
+connect_timeout = "2s"
+[queues."{queue}"]
+default = true
+"""
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings_for(tmp_path: Path, nodes: list[str], queue: str) -> Settings:
+    path = tmp_path / "settings.toml"
+    listed = ", ".join(f'"{node}"' for node in nodes)
+    path.write_text(SETTINGS.format(nodes=listed, queue=queue))
+    return load_settings(path)
+
+
+def runs(queue: str, count: int) -> list[OutgoingRun]:
+    slot = datetime.now(UTC).replace(microsecond=0)
+    return [
+        OutgoingRun(
+            task_id=str(uuid.uuid4()),
+            task="scheduling.tasks.heartbeat.heartbeat",
+            args=[],
+            kwargs={},
+            queue=queue,
+            entry=f"entry-{index}",
+            scheduled_for=slot,
+            expires=slot + timedelta(hours=1),
+        )
+        for index in range(count)
+    ]
+
+
+def delete_queues(url: str, settings: Settings) -> None:
+    with Connection(url) as connection:
+        for name in settings.queues:
+            connection.default_channel.queue_delete(name)
+
+
+def test_a_dead_first_node_is_skipped_by_publisher_pool_and_reader(
+    tmp_path: Path, broker_url: str
+) -> None:
+    queue = f"failover-{uuid.uuid4().hex[:8]}"
+    dead = f"amqp://guest:guest@127.0.0.1:{closed_port()}//"
+    settings = settings_for(tmp_path, [dead, broker_url], queue)
+    pool, reader = PublisherPool(settings), BrokerReader(settings)
+    try:
+        pool.publish(runs(queue, 5))
+        status = reader.queue_status(queue)
+        assert (status.exists, status.messages) == (True, 5)
+    finally:
+        pool.close()
+        reader.close()
+        delete_queues(broker_url, settings)
+
+
+def test_beats_publisher_moves_to_a_survivor_when_its_node_dies(
+    tmp_path: Path, broker_url: str, rabbit_node: LocalRabbitNode
+) -> None:
+    queue = f"failover-{uuid.uuid4().hex[:8]}"
+    settings = settings_for(tmp_path, [rabbit_node.url, broker_url], queue)
+    publisher = ConfirmedPublisher.from_settings(settings.broker, declare=declarer(settings))
+    reader = BrokerReader(settings)
+    try:
+        publisher.publish(runs(queue, 3))
+        assert publisher.nodes.current == 0
+        assert reader.queue_status(queue).messages == 3  # on the first node
+
+        rabbit_node.kill()
+        with pytest.raises(BatchPublishError) as caught:
+            publisher.publish(runs(queue, 3))  # the broken connection surfaces once
+        assert "guest:guest" not in str(caught.value)
+        second = runs(queue, 4)
+        publisher.publish(second)  # the caller's retry lands on the survivor, confirmed
+        assert publisher.nodes.current == 1
+        assert reader.queue_status(queue).messages == 4  # the reader moved over too
+    finally:
+        publisher.close()
+        reader.close()
+        delete_queues(broker_url, settings)
