@@ -26,7 +26,7 @@ from project.devtools.localcluster import LocalRabbitCluster
 from scheduling.broker.topology import declare_topology
 from scheduling.config.loading import load_settings
 from scheduling.store import RunRecord, RunState, Store
-from tests.processes import ManagedProcess, celery_beat, celery_worker, clean_env
+from tests.support.processes import ManagedProcess, celery_beat, celery_worker, clean_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,11 @@ from kombu import Connection
 
 from project.devtools.localbroker import LocalRabbitNode
 from scheduling.broker.pools import BrokerReader, PublisherPool
-from scheduling.broker.publisher import BatchPublishError, ConfirmedPublisher, OutgoingRun
+from scheduling.broker.publisher import BatchPublishError, ConfirmedPublisher
 from scheduling.broker.topology import declarer
 from scheduling.config.loading import load_settings
 from scheduling.config.settings import Settings
+from tests.support.records import outgoing_runs
 
 pytestmark = pytest.mark.integration
 
@@ -47,23 +47,6 @@ def settings_for(tmp_path: Path, nodes: list[str], queue: str) -> Settings:
     return load_settings(path)
 
 
-def runs(queue: str, count: int) -> list[OutgoingRun]:
-    slot = datetime.now(UTC).replace(microsecond=0)
-    return [
-        OutgoingRun(
-            task_id=str(uuid.uuid4()),
-            task="scheduling.tasks.heartbeat.heartbeat",
-            args=[],
-            kwargs={},
-            queue=queue,
-            entry=f"entry-{index}",
-            scheduled_for=slot,
-            expires=slot + timedelta(hours=1),
-        )
-        for index in range(count)
-    ]
-
-
 def delete_queues(url: str, settings: Settings) -> None:
     with Connection(url) as connection:
         for name in settings.queues:
@@ -78,7 +61,7 @@ def test_a_dead_first_node_is_skipped_by_publisher_pool_and_reader(
     settings = settings_for(tmp_path, [dead, broker_url], queue)
     pool, reader = PublisherPool(settings), BrokerReader(settings)
     try:
-        pool.publish(runs(queue, 5))
+        pool.publish(outgoing_runs(queue, 5))
         status = reader.queue_status(queue)
         assert (status.exists, status.messages) == (True, 5)
     finally:
@@ -95,15 +78,15 @@ def test_beats_publisher_moves_to_a_survivor_when_its_node_dies(
     publisher = ConfirmedPublisher.from_settings(settings.broker, declare=declarer(settings))
     reader = BrokerReader(settings)
     try:
-        publisher.publish(runs(queue, 3))
+        publisher.publish(outgoing_runs(queue, 3))
         assert publisher.nodes.current == 0
         assert reader.queue_status(queue).messages == 3  # on the first node
 
         rabbit_node.kill()
         with pytest.raises(BatchPublishError) as caught:
-            publisher.publish(runs(queue, 3))  # the broken connection surfaces once
+            publisher.publish(outgoing_runs(queue, 3))  # the broken connection surfaces once
         assert "guest:guest" not in str(caught.value)
-        second = runs(queue, 4)
+        second = outgoing_runs(queue, 4)
         publisher.publish(second)  # the caller's retry lands on the survivor, confirmed
         assert publisher.nodes.current == 1
         assert reader.queue_status(queue).messages == 4  # the reader moved over too

@@ -22,7 +22,7 @@ from scheduling.config.compiler import queue_arguments
 from scheduling.config.loading import load_settings
 from scheduling.config.settings import Settings
 from scheduling.errors import ConfigError
-from tests.integration.test_broker_failover import runs
+from tests.support.records import outgoing_runs
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def test_a_quorum_queue_is_declared_with_its_limit_and_takes_confirmed_messages(
     settings = settings_for(tmp_path, node.url, queue, "quorum")
     publisher = ConfirmedPublisher.from_settings(settings.broker, declare=declarer(settings))
     try:
-        publisher.publish(runs(queue, 10))
+        publisher.publish(outgoing_runs(queue, 10))
     finally:
         publisher.close()
     queues = declared(node)
@@ -93,7 +93,7 @@ def test_changing_a_queues_type_is_refused_until_it_is_drained_and_deleted(
         )
     publisher = ConfirmedPublisher(node.url, exchange="")  # the default exchange: by name
     try:
-        publisher.publish(runs(queue, 2))  # work still waiting in the old queue
+        publisher.publish(outgoing_runs(queue, 2))  # work still waiting in the old queue
     finally:
         publisher.close()
 

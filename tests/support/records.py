@@ -1,11 +1,13 @@
-"""Store records built in memory, for unit tests of code that consumes them."""
+"""Store records (and outgoing runs) built in memory, for tests of code that consumes them."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from scheduling.broker.publisher import OutgoingRun
 from scheduling.config.settings import ScheduleEntry
 from scheduling.store import EntryRecord
 
@@ -36,3 +38,21 @@ def entry_record(
         updated_at=CREATED,
     )
     return replace(base, **changes)
+
+
+def outgoing_runs(queue: str, count: int) -> list[OutgoingRun]:
+    """`count` heartbeat runs for `queue`, each with a fresh task id, slot = this second."""
+    slot = datetime.now(UTC).replace(microsecond=0)
+    return [
+        OutgoingRun(
+            task_id=str(uuid.uuid4()),
+            task="scheduling.tasks.heartbeat.heartbeat",
+            args=[],
+            kwargs={},
+            queue=queue,
+            entry=f"entry-{index}",
+            scheduled_for=slot,
+            expires=slot + timedelta(hours=1),
+        )
+        for index in range(count)
+    ]
