@@ -6,8 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from celery.worker.consumer import Consumer
+from kombu.utils.imports import symbol_by_name
 
 from scheduling.broker.topology import migration_hint, topology
+from scheduling.celery.consumer import DELAYED_DELIVERY_STEP
 from scheduling.config.compiler import compile_celery_config, queue_arguments
 from scheduling.config.loading import load_settings
 from scheduling.errors import ConfigError
@@ -86,3 +89,12 @@ def test_the_migration_hint_offers_a_new_name_or_drain_and_redeclare(
     dead_hint = migration_hint("periodic.dead", settings)
     assert "new name" not in dead_hint
     assert "rabbitmqctl delete_queue periodic.dead --if-empty" in dead_hint
+
+
+def test_workers_leave_out_celerys_delayed_delivery_step(write_settings: Write) -> None:
+    settings = load_settings(write_settings(QUORUM, with_queues=False))
+    consumer = symbol_by_name(compile_celery_config(settings)["worker_consumer"])
+    assert DELAYED_DELIVERY_STEP in Consumer.Blueprint.default_steps
+    assert DELAYED_DELIVERY_STEP not in consumer.Blueprint.default_steps
+    kept = [step for step in Consumer.Blueprint.default_steps if step != DELAYED_DELIVERY_STEP]
+    assert consumer.Blueprint.default_steps == kept
