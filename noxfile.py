@@ -63,6 +63,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.run", *session.posargs)
     # HTTP API: async views vs their sync twins under gunicorn + wrk (apt-get install -y wrk).
     session.run("python", "-m", "benchmarks.api_bench")
+    # Broker replication: quorum queue on a throwaway 3-node cluster vs classic on one node.
+    session.run("python", "-m", "benchmarks.replication_bench")
 
 
 @nox.session(python=PYTHON)
