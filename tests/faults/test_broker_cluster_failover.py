@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ENTRIES = 20
 STEADY = 6.0
 """Seconds of load before the first kill, between the phases, and after the second kill."""
-RECOVERY_BOUND = 15.0
+RECOVERY_BOUND = 10.0
 """Worst slot-to-succeeded delay allowed around a kill (a healthy run takes well under 1 s)."""
 
 SETTINGS = """
@@ -221,12 +221,17 @@ def test_killing_the_queue_leader_then_beats_node_loses_and_doubles_nothing(
             resumed_after(runs, "worker-1", first_kill),
             resumed_after(runs, "worker-1", second_kill),
         )
+        duplicates = sum(
+            worker.output().count("already succeeded; acknowledging the duplicate")
+            for worker in workers
+        )
         print(
             f"\ncluster fail-over: {len(runs)} runs over {len(runs) // ENTRIES} s, all succeeded "
             f"once; median slot-to-succeeded {baseline:.2f} s; worst around the kill of the "
             f"queue leader {recovery[0]:.2f} s (new leader {new_leader}), around the kill of "
             f"beat's node {recovery[1]:.2f} s; worker-1 ran again {resumed[0]:.2f} s and "
-            f"{resumed[1]:.2f} s after its node died"
+            f"{resumed[1]:.2f} s after its node died; {duplicates} redelivered copies of "
+            "succeeded runs skipped"
         )
         assert new_leader != leader.node_name
         assert max(recovery) < RECOVERY_BOUND, recovery
