@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from project.devtools.localbroker import LocalRabbitNode
+from project.devtools.localbroker import LocalRabbitNode, broker_answers
 from scheduling.broker.pools import BrokerReader, PublisherPool
 from scheduling.broker.publisher import BatchPublishError, ConfirmedPublisher
 from scheduling.broker.topology import declarer
@@ -51,6 +51,11 @@ def delete_queues(url: str, settings: Settings) -> None:
     with Connection(url) as connection:
         for name in settings.queues:
             connection.default_channel.queue_delete(name)
+
+
+def test_the_local_probe_accepts_any_answering_node(broker_url: str) -> None:
+    dead = f"amqp://guest:guest@127.0.0.1:{closed_port()}//"
+    assert broker_answers(f"{dead};{broker_url}", timeout=2.0)
 
 
 def test_a_dead_first_node_is_skipped_by_publisher_pool_and_reader(

@@ -131,6 +131,11 @@ def test_broker_answers_false_quickly_on_a_closed_port() -> None:
     assert time.monotonic() - begun < 1.0
 
 
+def test_broker_answers_false_when_no_node_of_a_list_answers() -> None:
+    nodes = ";".join(f"amqp://guest:guest@127.0.0.1:{closed_port()}//" for _ in range(3))
+    assert broker_answers(nodes, timeout=1.0) is False
+
+
 def test_broker_answers_only_speaks_amqp() -> None:
     with pytest.raises(ValueError, match="redis"):
         broker_answers("redis://127.0.0.1:6379/0")
