@@ -113,12 +113,13 @@ def worst_delay_around(runs: list[RunRecord], kill: datetime) -> float:
 
 
 def resumed_after(runs: list[RunRecord], worker: str, kill: datetime) -> float:
-    """Seconds from the kill to the first run `worker` started after it."""
+    """Seconds from the kill to `worker`'s first start of a slot that came after it: a message
+    published after the kill, so it reached the worker over its new connection."""
     starts = [
         run.started_at
         for run in runs
         if run.started_at is not None
-        and run.started_at > kill
+        and run.scheduled_for > kill
         and (run.hostname or "").startswith(f"{worker}@")
     ]
     assert starts, f"{worker} ran nothing after the kill at {kill}"
