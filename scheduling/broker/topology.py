@@ -70,7 +70,11 @@ def migration_hint(name: str, settings: Settings) -> str:
         "--if-empty) and start again: it is declared anew"
     )
     if name not in settings.queues:
-        return f"this queue follows the task queues' type; to migrate, {drain}"
+        return (
+            "this dead-letter queue follows the task queues' type; to migrate, stop beat and "
+            "workers, move or inspect what it holds, delete it (rabbitmqctl delete_queue "
+            f"{name}) and start again: it is declared anew"
+        )
     return (
         f"to migrate, either give the queue a new name in settings (and delete {name!r} once a "
         f"worker has drained it), or {drain}"
