@@ -75,17 +75,18 @@ def test_a_dead_first_node_is_skipped_by_publisher_pool_and_reader(
         delete_queues(broker_url, settings)
 
 
-def test_beats_publisher_moves_to_a_survivor_when_its_node_dies(
+def test_publishers_and_reader_move_to_a_survivor_when_their_node_dies(
     tmp_path: Path, broker_url: str, rabbit_node: LocalRabbitNode
 ) -> None:
     queue = f"failover-{uuid.uuid4().hex[:8]}"
     settings = settings_for(tmp_path, [rabbit_node.url, broker_url], queue)
     publisher = ConfirmedPublisher.from_settings(settings.broker, declare=declarer(settings))
-    reader = BrokerReader(settings)
+    reader, pool = BrokerReader(settings), PublisherPool(settings)
     try:
         publisher.publish(outgoing_runs(queue, 3))
+        pool.publish(outgoing_runs(queue, 1))
         assert publisher.nodes.current == 0
-        assert reader.queue_status(queue).messages == 3  # on the first node
+        assert reader.queue_status(queue).messages == 4  # on the first node
 
         rabbit_node.kill()
         with pytest.raises(BatchPublishError) as caught:
@@ -94,8 +95,10 @@ def test_beats_publisher_moves_to_a_survivor_when_its_node_dies(
         second = outgoing_runs(queue, 4)
         publisher.publish(second)  # the caller's retry lands on the survivor, confirmed
         assert publisher.nodes.current == 1
-        assert reader.queue_status(queue).messages == 4  # the reader moved over too
+        pool.publish(outgoing_runs(queue, 1))  # web: the stale connection is retried at once
+        assert reader.queue_status(queue).messages == 5  # the reader moved over too
     finally:
         publisher.close()
+        pool.close()
         reader.close()
         delete_queues(broker_url, settings)
