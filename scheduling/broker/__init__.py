@@ -1,1 +1,2 @@
-"""All broker I/O: topology declaration, queue status and the confirmed publisher."""
+"""All broker I/O: topology declaration, queue status, the confirmed publisher and which node of
+a cluster to talk to."""
