@@ -81,6 +81,8 @@ class AppSettings(StrictModel):
     """Signs the dashboard's session cookie; required in production (serve makes one in dev)."""
     imports: list[ModuleName] = Field(default_factory=list, max_length=200)
     """Task modules every process imports before the schedule is checked (Celery's word)."""
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (time, level, logger, message, entry/slot/task id)."""
 
 
 class BrokerSettings(StrictModel):
@@ -166,6 +168,12 @@ class BeatSettings(StrictModel):
         if self.lease_ttl < timedelta(seconds=1):
             raise ValueError("lease_ttl must be at least 1s")
         return self
+
+
+class MetricsSettings(StrictModel):
+    entry_labels: bool = True
+    """False drops the ``entry`` label from every series: one series per queue, not per entry,
+    for schedules too large to keep a series per entry in Prometheus."""
 
 
 class ApiToken(StrictModel):
@@ -328,6 +336,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     webhooks: WebhookSettings = WebhookSettings()
     worker: WorkerSettings = WorkerSettings()
+    metrics: MetricsSettings = MetricsSettings()
     schedule: dict[str, ScheduleEntry] = {}
 
     @classmethod

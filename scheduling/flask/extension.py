@@ -36,6 +36,8 @@ from scheduling.flask.api import API_PREFIX, api
 from scheduling.flask.cli import queues, schedule
 from scheduling.flask.dashboard import init_dashboard
 from scheduling.flask.health import health
+from scheduling.flask.metrics import metrics_registry
+from scheduling.flask.request_metrics import instrument_requests
 from scheduling.flask.services import Services
 
 __all__ = ["DEFAULT_URL_PREFIX", "SETTINGS_CONFIG_KEY", "Periodic"]
@@ -81,6 +83,7 @@ class Periodic:
         app.register_blueprint(health, url_prefix=prefix or None)
         app.register_blueprint(api, url_prefix=prefix + API_PREFIX)
         init_dashboard(app, settings, url_prefix=prefix)
+        instrument_requests(app, metrics_registry(app.extensions, services))
         app.cli.add_command(schedule)
         app.cli.add_command(queues)
         return services

@@ -16,10 +16,11 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response, current_app, json, request
 from flask.typing import ResponseReturnValue
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
+from scheduling.flask.api.problems import PROBLEM_JSON
 from scheduling.flask.api.queues import broker_statuses
 from scheduling.flask.asyncio_bridge import AsyncBlueprint, run_blocking
 from scheduling.flask.metrics import metrics_registry
@@ -125,12 +126,27 @@ async def readiness(services: Services) -> dict[str, Any]:
 
 @health.get("/readyz")
 async def readyz() -> ResponseReturnValue:
+    """200 with every check, or a 503 problem document (like every other error) that keeps the
+    checks as extension members, so a probe and a person both see what failed."""
     report = await readiness(current_services())
-    return report, 503 if report["failed"] else 200
+    if not report["failed"]:
+        return report, 200
+    problem = {
+        **report,
+        "type": "about:blank",
+        "title": "Not ready",
+        "status": 503,
+        "detail": "; ".join(
+            f"{name}: {report['checks'][name].get('detail', 'failed')}" for name in report["failed"]
+        ),
+    }
+    return Response(json.dumps(problem), status=503, mimetype=PROBLEM_JSON)
 
 
 @health.get("/metrics")
 async def metrics() -> Response:
+    """Prometheus text, or OpenMetrics when the scraper's Accept header asks for it."""
     registry = metrics_registry(current_app.extensions, current_services())
-    payload = await run_blocking(generate_latest, registry)
-    return Response(payload, content_type=CONTENT_TYPE_LATEST)
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    payload = await run_blocking(encode, registry)
+    return Response(payload, content_type=content_type)

@@ -1,12 +1,25 @@
 """Prometheus metrics of the web process, read from the ledger, the store and the broker.
 
-The web process dispatches nothing itself, so its metrics describe the system as the store and
-the broker record it, at scrape time: runs of the last `WINDOW` by entry, queue and state
-(dispatches, missed slots, outcomes), dispatch lag and runtime as gauge histograms over that
-window (a sliding window may shrink, which a counter must never do), late entries, queue depth
-and consumers, and the beat leader. Each app has its own `CollectorRegistry`, so tests and
-several apps in one process never share series; a snapshot is reused for `CACHE_SECONDS` so
-that several scrapers do not multiply the cost.
+The web process dispatches nothing itself: beat and workers write every event into the run
+ledger, and each scrape reads it back. That gives every web process (gunicorn workers included)
+the same numbers, whichever one the scrape reaches.
+
+* Counters (`_total`) and histograms count ledger events since 00:00 UTC of the current day:
+  runs by outcome, confirmed dispatches, missed and skipped slots, run duration, dispatch lag.
+  A finished run never changes state and a dispatch time is written once, so within the day
+  they only grow; at midnight they start again from zero, which Prometheus treats as a counter
+  reset (``rate()`` and ``increase()`` handle it; ``_created`` carries the start). Counting
+  from a day rather than from the whole ledger keeps a scrape's cost to one day of runs and
+  keeps the counters monotonic while `purge_runs` deletes old rows (retention must stay above
+  one day, as the shipped 30 days is).
+* Gauges describe states only: entries by state, late entries, queue depth and consumers,
+  the beat leader (by host name, stable across restarts) and its lease and lag.
+* ``[metrics].entry_labels = false`` drops the ``entry`` label everywhere (series per queue).
+
+Each app has its own `CollectorRegistry` (with ``process_*`` and the HTTP request metrics of
+`scheduling.flask.request_metrics`), so tests and several apps in one process never share
+series; a snapshot is reused for `CACHE_SECONDS` so that several scrapers do not multiply the
+cost.
 """
 
 from __future__ import annotations
@@ -16,51 +29,70 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from scheduling.broker.topology import QueueStatus
 from scheduling.errors import StoreError
 from scheduling.operations.entries import BrokerUnavailable, late_grace, queue_views
 from scheduling.store import BeatStatus, LeaseRecord, RunRecord, RunState
+from scheduling.store.records import FINISHED_STATES, LEDGER_ONLY_STATES
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
     from scheduling.flask.services import Services
 
-__all__ = ["CACHE_SECONDS", "WINDOW", "PeriodicCollector", "metrics_registry"]
+__all__ = [
+    "CACHE_SECONDS",
+    "DURATION_BUCKETS",
+    "LAG_BUCKETS",
+    "PeriodicCollector",
+    "counting_epoch",
+    "metrics_registry",
+]
 
-WINDOW = timedelta(minutes=15)
 CACHE_SECONDS = 5.0
 ENTRY_PAGE = 1000
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-RUNTIME_BUCKETS = (0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
-_REGISTRY_KEY = "periodic.metrics"
+DURATION_BUCKETS = (0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+REGISTRY_KEY = "periodic.metrics"
+_OUTCOMES = sorted(state.value for state in FINISHED_STATES - LEDGER_ONLY_STATES)
 
 
 def metrics_registry(extensions: MutableMapping[str, Any], services: Services) -> CollectorRegistry:
-    """The app's own registry (created on first scrape)."""
-    registry = extensions.get(_REGISTRY_KEY)
+    """The app's own registry: Periodic's collector and ``process_*`` (created on first use)."""
+    registry = extensions.get(REGISTRY_KEY)
     if registry is None:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(PeriodicCollector(services))
-        extensions[_REGISTRY_KEY] = registry
+        ProcessCollector(registry=registry)
+        extensions[REGISTRY_KEY] = registry
     assert isinstance(registry, CollectorRegistry)
     return registry
+
+
+def counting_epoch(now: datetime) -> datetime:
+    """Where today's counters start: 00:00 UTC."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass
 class Snapshot:
     store_up: bool = False
     broker_up: bool = False
+    epoch: datetime = field(default_factory=lambda: counting_epoch(datetime.now(UTC)))
     runs: list[RunRecord] = field(default_factory=list)
     entries: Counter[str] = field(default_factory=Counter)
-    late: int = 0
+    overdue: dict[str, float] = field(default_factory=dict)
     lease: LeaseRecord | None = None
     beats: list[BeatStatus] = field(default_factory=list)
     statuses: dict[str, QueueStatus] = field(default_factory=dict)
@@ -82,10 +114,10 @@ class PeriodicCollector(Collector):
 
     def _snapshot(self, now: datetime) -> Snapshot:
         services = self._services
-        snapshot = Snapshot()
+        snapshot = Snapshot(epoch=counting_epoch(now))
         try:
             store = services.store
-            snapshot.runs = store.runs_between(now - WINDOW, now + timedelta(seconds=1))
+            snapshot.runs = store.runs_counted_since(snapshot.epoch)
             _count_entries(snapshot, services, now)
             snapshot.lease = store.current_lease()
             snapshot.beats = store.beats()
@@ -115,7 +147,7 @@ def _count_entries(snapshot: Snapshot, services: Services, now: datetime) -> Non
             else:
                 snapshot.entries["active"] += 1
                 if record.next_run_at is not None and record.next_run_at < threshold:
-                    snapshot.late += 1
+                    snapshot.overdue[record.name] = (now - record.next_run_at).total_seconds()
         if len(page) < ENTRY_PAGE:
             return
         after = page[-1].name
@@ -131,14 +163,15 @@ def _buckets(values: list[float], bounds: Sequence[float]) -> list[tuple[str, fl
 
 
 def _families(services: Services, snapshot: Snapshot, now: datetime) -> Iterator[Metric]:
-    window = f"slots of the last {int(WINDOW.total_seconds() // 60)} minutes"
     up = _gauge("periodic_up", "1 when the component answered this scrape.", ["component"])
     up.add_metric(["store"], float(snapshot.store_up))
     up.add_metric(["broker"], float(snapshot.broker_up))
     yield up
 
+    per_entry = services.settings.metrics.entry_labels
     if snapshot.store_up:
-        yield from _ledger_families(snapshot, window)
+        yield from _entry_families(snapshot, per_entry)
+        yield from _ledger_families(snapshot, per_entry)
         yield from _beat_families(snapshot, now)
     if snapshot.broker_up:
         views = queue_views(services.settings, snapshot.statuses, snapshot.routed)
@@ -160,66 +193,101 @@ def _families(services: Services, snapshot: Snapshot, now: datetime) -> Iterator
         yield from families.values()
 
 
-def _ledger_families(snapshot: Snapshot, window: str) -> Iterator[Metric]:
+def _entry_families(snapshot: Snapshot, per_entry: bool) -> Iterator[Metric]:
     entries = _gauge("periodic_entries", "Schedule entries by state.", ["state"])
     for state in ("active", "paused", "disabled"):
         entries.add_metric([state], snapshot.entries[state])
     yield entries
     late = _gauge("periodic_late_entries", "Active entries whose next run is overdue.")
-    late.add_metric([], snapshot.late)
+    late.add_metric([], len(snapshot.overdue))
     yield late
+    if per_entry:
+        overdue = _gauge(
+            "periodic_entry_overdue_seconds",
+            "How far each late entry is behind its next run (only late entries appear).",
+            ["entry"],
+        )
+        for name, seconds in sorted(snapshot.overdue.items()):
+            overdue.add_metric([name], seconds)
+        yield overdue
 
-    outcomes: Counter[tuple[str, str, str]] = Counter()
-    dispatches: Counter[tuple[str, str]] = Counter()
-    missed: Counter[str] = Counter()
+
+def _ledger_families(snapshot: Snapshot, per_entry: bool) -> Iterator[Metric]:
+    """Counters and histograms of ledger events since `snapshot.epoch` (see the module doc)."""
+    epoch = snapshot.epoch
+    created = epoch.timestamp()
+    outcomes: Counter[tuple[str, ...]] = Counter()
+    dispatches: Counter[tuple[str, ...]] = Counter()
+    missed: Counter[tuple[str, ...]] = Counter()
+    skipped: Counter[tuple[str, ...]] = Counter()
     lags: defaultdict[str, list[float]] = defaultdict(list)
-    runtimes: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
+    durations: defaultdict[tuple[str, ...], list[float]] = defaultdict(list)
     for run in snapshot.runs:
         queue = run.queue or ""
-        outcomes[(run.entry, queue, str(run.state))] += 1
-        if run.state == RunState.MISSED:
-            missed[run.entry] += 1
-        if run.dispatched_at is not None:
-            dispatches[(run.entry, queue)] += 1
+        key: tuple[str, ...] = (run.entry, queue) if per_entry else (queue,)
+        finished_today = run.finished_at is not None and run.finished_at >= epoch
+        if finished_today and run.state == RunState.MISSED:
+            missed[key[:-1]] += 1
+        elif finished_today and run.state == RunState.SKIPPED:
+            skipped[key[:-1]] += 1
+        elif finished_today and run.state in FINISHED_STATES:
+            outcomes[(*key, str(run.state))] += 1
+            if run.runtime is not None:
+                durations[key].append(run.runtime)
+        if run.dispatched_at is not None and run.dispatched_at >= epoch:
+            dispatches[key] += 1
             if not run.manual:
                 lags[queue].append(max((run.dispatched_at - run.scheduled_for).total_seconds(), 0))
-        if run.runtime is not None:
-            runtimes[(run.entry, queue)].append(run.runtime)
 
-    runs = _gauge("periodic_runs", f"Runs by state, {window}.", ["entry", "queue", "state"])
-    for (entry, queue, state), count in sorted(outcomes.items()):
-        runs.add_metric([entry, queue, state], count)
+    labels = ["entry", "queue"] if per_entry else ["queue"]
+    runs = CounterMetricFamily(
+        "periodic_runs", "Runs finished, by outcome.", labels=[*labels, "outcome"]
+    )
+    for key, count in sorted(outcomes.items()):
+        runs.add_metric(list(key), count, created=created)
     yield runs
-    sent = _gauge("periodic_dispatches", f"Confirmed dispatches, {window}.", ["entry", "queue"])
-    for (entry, queue), count in sorted(dispatches.items()):
-        sent.add_metric([entry, queue], count)
+    sent = CounterMetricFamily(
+        "periodic_dispatches", "Runs the broker confirmed (scheduled and manual).", labels=labels
+    )
+    for key, count in sorted(dispatches.items()):
+        sent.add_metric(list(key), count, created=created)
     yield sent
-    lost = _gauge("periodic_missed_slots", f"Slots recorded as missed, {window}.", ["entry"])
-    for entry, count in sorted(missed.items()):
-        lost.add_metric([entry], count)
-    yield lost
-    lag = GaugeHistogramMetricFamily(
+    slot_labels = labels[:-1]
+    for name, doc, counts in (
+        ("periodic_missed_slots", "Slots recorded as missed, never dispatched.", missed),
+        ("periodic_skipped_slots", "Slots skipped by overlap = skip.", skipped),
+    ):
+        family = CounterMetricFamily(name, doc, labels=slot_labels)
+        for key, count in sorted(counts.items()):
+            family.add_metric(list(key), count, created=created)
+        if not slot_labels and not counts:
+            family.add_metric([], 0, created=created)
+        yield family
+    lag = HistogramMetricFamily(
         "periodic_dispatch_lag_seconds",
-        f"Slot time to confirmed dispatch, {window}.",
+        "Slot time to confirmed dispatch, scheduled runs only.",
         labels=["queue"],
     )
     for queue, values in sorted(lags.items()):
         lag.add_metric([queue], _buckets(values, LAG_BUCKETS), sum(values))
     yield lag
-    runtime = GaugeHistogramMetricFamily(
-        "periodic_run_runtime_seconds", f"Run runtimes, {window}.", labels=["entry", "queue"]
+    duration = HistogramMetricFamily(
+        "periodic_run_duration_seconds", "Runtime of finished runs.", labels=labels
     )
-    for (entry, queue), values in sorted(runtimes.items()):
-        runtime.add_metric([entry, queue], _buckets(values, RUNTIME_BUCKETS), sum(values))
-    yield runtime
+    for key, values in sorted(durations.items()):
+        duration.add_metric(list(key), _buckets(values, DURATION_BUCKETS), sum(values))
+    yield duration
 
 
 def _beat_families(snapshot: Snapshot, now: datetime) -> Iterator[Metric]:
     lease = snapshot.lease
     live = lease is not None and lease.expires_at > now
-    leader = _gauge("periodic_beat_leader", "1 for the beat holding a live lease.", ["holder"])
-    if lease is not None and live:
-        leader.add_metric([lease.holder], 1)
+    holder = next((b for b in snapshot.beats if lease and b.beat_id == lease.holder), None)
+    leader = _gauge(
+        "periodic_beat_leader", "1 for the host whose beat holds a live lease.", ["hostname"]
+    )
+    if live and holder is not None:
+        leader.add_metric([holder.hostname], 1)
     yield leader
     token = _gauge("periodic_beat_lease_token", "Fencing token of the current lease.")
     remaining = _gauge("periodic_beat_lease_seconds_left", "Until the lease expires (<0: lost).")
@@ -229,7 +297,6 @@ def _beat_families(snapshot: Snapshot, now: datetime) -> Iterator[Metric]:
     yield token
     yield remaining
     lag = _gauge("periodic_beat_lag_seconds", "The leader's dispatch lag in its last tick.")
-    holder = next((b for b in snapshot.beats if lease and b.beat_id == lease.holder), None)
     if live and holder is not None and holder.lag is not None:
         lag.add_metric([], holder.lag)
     yield lag
