@@ -101,7 +101,9 @@ class DatabaseScheduler(Scheduler):
         self.beat_id = f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TAG}"
         self.table = EntryTable(self.settings)
         self.publisher = ConfirmedPublisher.from_settings(
-            self.settings.broker, declare=declarer(self.settings)
+            self.settings.broker,
+            declare=declarer(self.settings),
+            sent_events=bool(app.conf.task_send_sent_event),
         )
         self.store: Store | None = None
         self.leadership: Leadership | None = None

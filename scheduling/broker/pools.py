@@ -88,7 +88,9 @@ class PublisherPool:
     one of them found a surviving node the others start there.
     """
 
-    def __init__(self, settings: Settings, *, size: int = POOL_SIZE) -> None:
+    def __init__(
+        self, settings: Settings, *, size: int = POOL_SIZE, sent_events: bool = False
+    ) -> None:
         broker = settings.broker
         connect = min(broker.connect_timeout.total_seconds(), API_BROKER_TIMEOUT)
         confirm = min(broker.publish_timeout.total_seconds(), API_BROKER_TIMEOUT)
@@ -104,6 +106,7 @@ class PublisherPool:
                 origin=origin,
                 declare=declare,
                 nodes=nodes,
+                sent_events=sent_events,
             )
 
         self._timeout = confirm

@@ -14,6 +14,11 @@ name the slot: ``periodic_entry`` and ``periodic_slot`` (ISO-8601 UTC with ``Z``
 
 Messages are published ``mandatory``: a message no queue takes (a queue deleted behind our back)
 is returned by the broker and reported as a failure instead of vanishing.
+
+With `sent_events`, each confirmed message is followed by the ``task-sent`` event that
+``apply_async`` sends when ``task_send_sent_event`` is on, so Flower and ``celery events`` show a
+run from the moment it is queued, not only once a worker receives it. Events are transient and
+unconfirmed, as Celery's own are: a lost event never fails a dispatch.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import count
 from typing import Any
 
 import amqp
@@ -36,12 +42,22 @@ from scheduling.config.compiler import EXCHANGE_NAME
 from scheduling.config.settings import BrokerSettings
 from scheduling.errors import BrokerUnavailable, ConfigError, PublishError
 
-__all__ = ["REDACTED", "BatchPublishError", "ConfirmedPublisher", "OutgoingRun", "task_message"]
+__all__ = [
+    "EVENT_EXCHANGE",
+    "REDACTED",
+    "BatchPublishError",
+    "ConfirmedPublisher",
+    "OutgoingRun",
+    "sent_event",
+    "task_message",
+]
 
 REDACTED = "(…)"
 """What ``argsrepr``/``kwargsrepr`` say instead of the arguments (which may hold secrets)."""
 
 _EMBED: dict[str, None] = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+EVENT_EXCHANGE = "celeryev"
+"""Celery's event exchange (topic, durable), as workers with events on declare it."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,42 @@ def task_message(run: OutgoingRun, origin: str) -> amqp.Message:
         content_encoding="utf-8",
         application_headers=headers,
         **properties,
+    )
+
+
+def _utcoffset() -> int:
+    """Hours west of UTC, as Celery's events carry it (`celery.utils.time.utcoffset`)."""
+    return (time.altzone if time.daylight else time.timezone) // 3600
+
+
+def sent_event(run: OutgoingRun, origin: str, exchange: str, clock: int) -> amqp.Message:
+    """The ``task-sent`` event Celery publishes for `run` (arguments redacted like the task)."""
+    body = {
+        "type": "task-sent",
+        "uuid": run.task_id,
+        "root_id": run.task_id,
+        "parent_id": None,
+        "name": run.task,
+        "args": REDACTED if run.args else "()",
+        "kwargs": REDACTED if run.kwargs else "{}",
+        "retries": 0,
+        "eta": None,
+        "expires": run.expires.astimezone(UTC).isoformat() if run.expires else None,
+        "queue": run.queue,
+        "exchange": exchange,
+        "routing_key": run.queue,
+        "hostname": origin,
+        "utcoffset": _utcoffset(),
+        "pid": os.getpid(),
+        "clock": clock,
+        "timestamp": time.time(),
+    }
+    return amqp.Message(
+        json.dumps(body).encode(),
+        content_type="application/json",
+        content_encoding="utf-8",
+        application_headers={"hostname": origin},
+        delivery_mode=1,
     )
 
 
@@ -184,8 +236,11 @@ class ConfirmedPublisher:
         origin: str | None = None,
         declare: Callable[[Connection], object] | None = None,
         nodes: BrokerNodes | None = None,
+        sent_events: bool = False,
     ) -> None:
         self.url = url
+        self.sent_events = sent_events
+        self._clock = count(1)
         self.nodes = nodes or BrokerNodes(url)
         """Several nodes (a cluster): a connection that breaks is replaced by one to the next
         node that answers, so a dead node costs one failed batch, which the caller retries."""
@@ -236,6 +291,11 @@ class ConfirmedPublisher:
                 f"{type(error).__name__}: {error}",
                 frozenset(confirms.confirmed),
             ) from error
+        if self.sent_events and confirms.confirmed:
+            try:
+                self._send_events(channel, [r for r in runs if r.task_id in confirms.confirmed])
+            except (OSError, amqp.exceptions.AMQPError):
+                self._reset()  # the runs are confirmed; the next batch reconnects
         if confirms.failed:
             reasons = sorted(set(confirms.failed.values()))
             raise BatchPublishError(
@@ -275,6 +335,8 @@ class ConfirmedPublisher:
         capabilities = connection.connection.client_properties.get("capabilities", {})
         capabilities["connection.blocked"] = False
         channel = connection.connection.channel()
+        if self.sent_events:
+            channel.exchange_declare(EVENT_EXCHANGE, "topic", durable=True, auto_delete=False)
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
@@ -295,6 +357,21 @@ class ConfirmedPublisher:
                     message, exchange=self.exchange, routing_key=run.queue, mandatory=True
                 )
                 confirms.outstanding[self._next_tag()] = run.task_id
+            writes.flush()
+        finally:
+            raw.frame_writer = direct_writer
+
+    def _send_events(self, channel: Any, runs: Sequence[OutgoingRun]) -> None:
+        """One ``task-sent`` per confirmed run; their acks carry no task id and are ignored."""
+        assert self._connection is not None
+        raw = self._connection.connection
+        writes = _BatchedWrites(raw.transport)
+        direct_writer, raw.frame_writer = raw.frame_writer, frame_writer(raw, writes)
+        try:
+            for run in runs:
+                event = sent_event(run, self.origin, self.exchange, next(self._clock))
+                channel.basic_publish(event, exchange=EVENT_EXCHANGE, routing_key="task.sent")
+                self._next_tag()
             writes.flush()
         finally:
             raw.frame_writer = direct_writer

@@ -255,6 +255,10 @@ def compile_celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
         "worker_consumer": "scheduling.celery.consumer:PeriodicConsumer",
+        # Flower and `celery events` work without a remote `enable_events`; beat and the web
+        # process send task-sent events themselves (scheduling.broker.publisher).
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_soft_time_limit": worker.soft_time_limit.total_seconds(),
         "task_time_limit": worker.time_limit.total_seconds(),

@@ -257,7 +257,9 @@ def run_command(name: str, settings_file: Path | None, as_json: bool) -> None:
     """Run NAME now (a manual run in the ledger, published with confirms); print its task id."""
     settings, _, _ = load_checked(settings_file, as_json)
     store = open_store(settings)
-    publisher = ConfirmedPublisher.from_settings(settings.broker, declare=declarer(settings))
+    publisher = ConfirmedPublisher.from_settings(
+        settings.broker, declare=declarer(settings), sent_events=True
+    )
     try:
         run = run_now(store, publisher, settings, name)
     except EntryNotFound:

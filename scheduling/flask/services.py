@@ -71,7 +71,8 @@ class Services:
     def publisher(self) -> PublisherPool:
         with self._lock:
             if self._publisher is None:
-                self._publisher = PublisherPool(self.settings)
+                sent_events = bool(self.celery.conf.task_send_sent_event)
+                self._publisher = PublisherPool(self.settings, sent_events=sent_events)
             return self._publisher
 
     @property

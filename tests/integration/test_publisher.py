@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kombu import Connection
+from celery import Celery
+from celery.events.state import State
+from kombu import Connection, Exchange, Queue
 
-from scheduling.broker.publisher import BatchPublishError, ConfirmedPublisher, OutgoingRun
+from scheduling.broker.publisher import (
+    EVENT_EXCHANGE,
+    BatchPublishError,
+    ConfirmedPublisher,
+    OutgoingRun,
+)
 from scheduling.broker.topology import declare_topology, queue_status
 from scheduling.config.loading import load_settings
 from scheduling.config.settings import Settings
@@ -129,3 +140,60 @@ def test_a_dead_broker_raises_publish_error() -> None:
     with pytest.raises(BatchPublishError):
         publisher.publish(outgoing("anything", 1))
     publisher.close()
+
+
+def test_sent_events_make_queued_runs_visible_to_flower(
+    settings: Settings, broker_url: str, queue: str
+) -> None:
+    """Flower's view of the cluster is celery.events.State fed from the `celeryev` exchange."""
+    runs = [replace(run, args=["secret-arg"]) for run in outgoing(queue, 3)]
+    publisher = ConfirmedPublisher.from_settings(settings.broker, sent_events=True)
+    state = State()
+    with Connection(broker_url) as connection:
+        channel = connection.channel()
+        watch = Queue(
+            f"watch-{queue}",
+            Exchange(EVENT_EXCHANGE, type="topic"),
+            routing_key="task.#",
+            exclusive=True,
+        )
+        watch(channel).declare()
+        try:
+            publisher.publish(runs)
+            deadline = time.monotonic() + 10
+            events: list[dict[str, Any]] = []
+            while len(events) < len(runs):
+                assert time.monotonic() < deadline, events
+                message = channel.basic_get(watch.name, no_ack=True)
+                if message is not None:
+                    events.append(json.loads(message.body))
+        finally:
+            publisher.close()
+            channel.close()
+        receiver = Celery(broker=broker_url).events.Receiver(connection)
+        for body in events:
+            state.event(receiver.event_from_message(body)[1])
+    for run in runs:
+        task = state.tasks[run.task_id]
+        assert task.sent is not None
+        assert task.name == run.task
+        assert task.routing_key == queue
+        assert task.args == "(…)"
+    assert "secret-arg" not in json.dumps(events)
+
+
+def test_without_sent_events_only_the_task_is_published(
+    publisher: ConfirmedPublisher, broker_url: str, queue: str
+) -> None:
+    with Connection(broker_url) as connection:
+        channel = connection.channel()
+        watch = Queue(
+            f"watch-{queue}",
+            Exchange(EVENT_EXCHANGE, type="topic"),
+            routing_key="task.#",
+            exclusive=True,
+        )
+        watch(channel).declare()
+        publisher.publish(outgoing(queue, 2))
+        assert channel.basic_get(watch.name, no_ack=True) is None
+        channel.close()

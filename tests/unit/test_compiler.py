@@ -75,6 +75,12 @@ def test_safety_switches(settings: Settings) -> None:
     assert config["worker_prefetch_multiplier"] == 1
 
 
+def test_task_events_are_on_for_flower(settings: Settings) -> None:
+    config = compile_celery_config(settings)
+    assert config["worker_send_task_events"] is True
+    assert config["task_send_sent_event"] is True
+
+
 def test_routes_keep_file_order_and_entry_queue_wins(settings: Settings) -> None:
     config = compile_celery_config(settings)
     assert config["task_routes"] == [
