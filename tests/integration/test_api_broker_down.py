@@ -81,3 +81,24 @@ def test_run_recovers_when_the_broker_is_back(
     status, elapsed, answer = run_now(client)
     assert status == 202, answer
     assert elapsed < BOUND
+
+
+def test_run_now_on_a_fresh_broker_declares_the_topology_itself(
+    rabbit_node: LocalRabbitNode, tmp_path: Path
+) -> None:
+    """No worker or beat ever started on this node: the web process declares what it needs."""
+    settings = make_settings(f"sqlite:///{tmp_path / 'periodic.db'}", rabbit_node.url)
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        body = {"name": "ping", "task": HEARTBEAT, "every": "1h"}
+        assert client.post("/api/v1/schedules", json=body, headers=WRITE).status_code == 201
+        status, _, answer = run_now(client)
+        assert status == 202, answer
+        with Connection(rabbit_node.url) as connection:
+            declared = connection.default_channel.queue_declare(
+                settings.default_queue, passive=True
+            )
+        assert declared.message_count == 1
+    finally:
+        services(app).close()
