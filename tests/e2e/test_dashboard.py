@@ -215,3 +215,28 @@ def test_a_read_token_sees_but_cannot_act(stack: ServeProcess, browser: Browser)
         assert api(stack, "/schedules/heartbeat")["status"]["paused"] is False
     finally:
         context.close()
+
+
+def test_the_api_docs_page_renders_under_its_csp_without_a_cdn(
+    stack: ServeProcess, browser: Browser
+) -> None:
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    hosts: set[str] = set()
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    page.on("request", lambda request: hosts.add(request.url.split("/")[2]))
+    try:
+        page.goto(stack.base_url + "/api/v1/docs")
+        expect(page.get_by_text("Periodic API").first).to_be_visible()
+        expect(
+            page.locator(".opblock-summary-path", has_text="/api/v1/schedules/{name}/run")
+        ).to_be_visible()
+        page.get_by_role("button", name="Authorize").first.click()
+        page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
+    finally:
+        context.close()
+    assert hosts == {stack.base_url.split("/")[2]}
+    assert not [text for text in errors if "Content Security Policy" in text], errors

@@ -51,6 +51,8 @@ class Operation:
     body: type[BaseModel] | None = None
     errors: tuple[int, ...] = field(default=())
     description: str | None = None
+    public: bool = False
+    """Answered without a token: no security requirement, no 401."""
 
 
 def operation(
@@ -63,9 +65,12 @@ def operation(
     body: type[BaseModel] | None = None,
     errors: tuple[int, ...] = (),
     description: str | None = None,
+    public: bool = False,
 ) -> Callable[[F], F]:
     """Declare a view's operation for the document (put it under the route decorator)."""
-    declared = Operation(operation_id, summary, tag, responses, query, body, errors, description)
+    declared = Operation(
+        operation_id, summary, tag, responses, query, body, errors, description, public
+    )
 
     def attach(view: F) -> F:
         setattr(view, ATTRIBUTE, declared)
@@ -173,6 +178,8 @@ def _operation_object(
         "tags": [declared.tag],
         "responses": _responses(method, declared, keys),
     }
+    if declared.public:
+        result["security"] = []
     if declared.description:
         result["description"] = declared.description
     if parameters:
@@ -192,7 +199,7 @@ def _responses(method: str, declared: Operation, keys: Mapping[Any, Any]) -> dic
         if model is not None:
             entry["content"] = {"application/json": {"schema": keys[(model, "serialization")]}}
         responses[str(status)] = entry
-    errors = {401, 503, *declared.errors}
+    errors = {503, *declared.errors} if declared.public else {401, 503, *declared.errors}
     if method != "get":
         errors.add(403)
     if declared.query is not None or declared.body is not None:
@@ -212,7 +219,13 @@ _CACHE_KEY = "periodic.openapi"
 
 
 @openapi.get("/openapi.json")
-@operation("getOpenApi", "This document (OpenAPI 3.1)", tag="meta", responses={200: None})
+@operation(
+    "getOpenApi",
+    "This document (OpenAPI 3.1); no token needed",
+    tag="meta",
+    responses={200: None},
+    public=True,
+)
 def openapi_json() -> dict[str, Any]:
     """The document (built once per app; it only depends on the routes)."""
     app: Any = current_app

@@ -11,9 +11,9 @@ unchanged (``status`` is ignored on write). Every instant in a response is ISO-8
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from scheduling.config.settings import ScheduleEntry
 from scheduling.operations.entries import EntryView, QueueView
@@ -52,6 +52,10 @@ READ_ONLY_STATUS = Field(
     description="Ignored on write, so a fetched body can be sent back as it is.",
     json_schema_extra={"readOnly": True},
 )
+
+
+Instant = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+"""An ISO-8601 instant as the API writes it; typed ``date-time`` so generated clients parse it."""
 
 
 class ApiModel(BaseModel):
@@ -134,14 +138,14 @@ class RunError(ApiModel):
 class RunOut(ApiModel):
     task_id: str
     entry: str
-    scheduled_for: str
+    scheduled_for: Instant
     state: str
     manual: bool
     queue: str | None
-    claimed_at: str
-    dispatched_at: str | None
-    started_at: str | None
-    finished_at: str | None
+    claimed_at: Instant
+    dispatched_at: Instant | None
+    started_at: Instant | None
+    finished_at: Instant | None
     runtime: float | None = Field(description="Seconds.")
     hostname: str | None
     retries: int
@@ -160,15 +164,15 @@ class ScheduleStatus(ApiModel):
     queue: str = Field(description="The queue runs go to (entry, then [routes], then default).")
     timezone: str
     schedule: str = Field(description="The schedule in words.")
-    next_run_at: str | None = Field(description="UTC.")
-    next_run_local: str | None = Field(description="In the entry's zone.")
+    next_run_at: Instant | None = Field(description="UTC.")
+    next_run_local: Instant | None = Field(description="In the entry's zone.")
     last_run: RunOut | None
     last_slot_missed: bool
     late: bool
     total_runs: int
     version: int
-    created_at: str
-    updated_at: str
+    created_at: Instant
+    updated_at: Instant
 
 
 class ScheduleOut(ScheduleEntry):
@@ -184,8 +188,8 @@ class ScheduleList(ApiModel):
 class NextOut(ApiModel):
     name: str
     timezone: str
-    fire_times: list[str] = Field(description="UTC.")
-    fire_times_local: list[str] = Field(description="The same instants in the entry's zone.")
+    fire_times: list[Instant] = Field(description="UTC.")
+    fire_times_local: list[Instant] = Field(description="The same instants in the entry's zone.")
 
 
 class RunAccepted(ApiModel):
@@ -212,8 +216,8 @@ class QueueList(ApiModel):
 class LeaseOut(ApiModel):
     holder: str
     token: int
-    acquired_at: str
-    expires_at: str
+    acquired_at: Instant
+    expires_at: Instant
     live: bool
 
 
@@ -222,7 +226,7 @@ class BeatInstance(ApiModel):
     hostname: str
     pid: int
     role: Literal["leader", "standby"]
-    last_tick: str
+    last_tick: Instant
     lag: float | None = Field(description="Seconds from slot time to confirmed dispatch.")
 
 
