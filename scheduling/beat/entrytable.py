@@ -146,7 +146,12 @@ class EntryTable:
         except (KeyError, ValueError) as error:
             if record.name not in self._broken:
                 self._broken.add(record.name)
-                logger.error("entry %r cannot be scheduled: %s", record.name, error)
+                logger.error(
+                    "entry %r cannot be scheduled: %s",
+                    record.name,
+                    error,
+                    extra={"entry": record.name},
+                )
             return None
         if len(self._shapes) > 2 * len(self.records) + 1024:
             self._shapes.clear()

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, worker_init
+from celery.signals import after_setup_logger, after_setup_task_logger, beat_init, worker_init
 from kombu import Queue
 
 import scheduling.tasks  # noqa: F401  (registers the shipped tasks)
@@ -38,6 +38,7 @@ from scheduling.config.imports import import_task_modules
 from scheduling.config.registry import validate_against_registry
 from scheduling.config.settings import Settings
 from scheduling.errors import ConfigError
+from scheduling.logs import use_json_logs
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def _integrate(app: Celery, settings: Settings | None) -> None:
         app.add_defaults(_lazy_config(app))
     app.on_after_configure.connect(_add_periodic_queues, weak=False)
     _check_on_start(app)
+    _json_logs_on_setup(app)
     connect_ledger(app)
 
 
@@ -132,6 +134,24 @@ def _check_on_start(app: Celery) -> None:
 
     worker_init.connect(check, weak=False)
     beat_init.connect(check, weak=False)
+
+
+def _json_logs_on_setup(app: Celery) -> None:
+    """With ``[app].log_format = "json"``, worker and beat log JSON lines (`scheduling.logs`)
+    through the handlers Celery has just set up, task logger included."""
+
+    def setup(logger: logging.Logger | None = None, **_: Any) -> None:
+        if logger is None:
+            return
+        try:
+            settings, _source = ensure_settings(app)
+        except ConfigError:
+            return  # reported (and fatal) at worker_init / beat_init
+        if settings.app.log_format == "json":
+            use_json_logs(logger.handlers)
+
+    after_setup_logger.connect(setup, weak=False)
+    after_setup_task_logger.connect(setup, weak=False)
 
 
 def prepare_broker_and_schedule(app: Celery) -> None:

@@ -24,6 +24,8 @@ outside development).
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
 from flask import Flask
 
@@ -39,6 +41,7 @@ from scheduling.flask.health import health
 from scheduling.flask.metrics import metrics_registry
 from scheduling.flask.request_metrics import instrument_requests
 from scheduling.flask.services import Services
+from scheduling.logs import use_json_logs
 
 __all__ = ["DEFAULT_URL_PREFIX", "SETTINGS_CONFIG_KEY", "Periodic"]
 
@@ -73,6 +76,8 @@ class Periodic:
         if prefix and not prefix.startswith("/"):
             raise ValueError(f"url_prefix must start with '/': {prefix!r}")
         settings, source = self._settings(app)
+        if settings.app.log_format == "json":
+            _json_logs(app)
         import_task_modules(settings, source)
         celery = self.celery if self.celery is not None else create_celery(settings, source)
         # What a worker imports at start (the app's ``include`` and ``imports``), so that API
@@ -102,3 +107,14 @@ class Periodic:
             return ensure_settings(celery)
         path = settings_path(app.config.get(SETTINGS_CONFIG_KEY))
         return load_settings(path), str(path)
+
+
+def _json_logs(app: Flask) -> None:
+    """JSON lines for the root logger (given a stderr handler if it has none), the app's and
+    gunicorn's own loggers: everything the web process writes."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler())
+    loggers = [root, app.logger, logging.getLogger("gunicorn.error")]
+    loggers.append(logging.getLogger("gunicorn.access"))
+    use_json_logs(handler for logger in loggers for handler in logger.handlers)
