@@ -135,7 +135,6 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             "version": API_VERSION,
             "description": "Schedules, runs, queues and beat of a Periodic deployment.",
         },
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
         "paths": paths,
