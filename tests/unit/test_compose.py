@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from scheduling.config.durations import parse_duration
 from scheduling.config.loading import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,11 +106,92 @@ def test_periodic_services_build_the_image_and_wait_for_healthy_backing_services
             assert service["depends_on"][backing] == {"condition": "service_healthy"}, name
 
 
-def test_web_runs_gunicorn_and_is_checked_by_readyz(services: dict[str, dict[str, Any]]) -> None:
+def test_web_runs_gunicorn_with_a_liveness_check_on_loopback(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """/readyz fails while a worker or beat is down; as a healthcheck it would restart-loop web."""
     web = services["web"]
     assert command_of(web)[:2] == ["gunicorn", "project.app:create_app()"]
-    assert "/readyz" in " ".join(web["healthcheck"]["test"])
-    assert any(str(port).endswith(":8000") for port in web["ports"])
+    check = " ".join(web["healthcheck"]["test"])
+    assert "/healthz" in check
+    assert "/readyz" not in check
+    (port,) = web["ports"]
+    assert interpolate(str(port), {}) == "127.0.0.1:8000:8000"
+    assert interpolate(str(port), {"PERIODIC_WEB_ADDRESS": "0.0.0.0"}) == "0.0.0.0:8000:8000"
+
+
+def test_every_published_port_is_on_loopback_by_default(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert interpolate(str(port), {}).startswith("127.0.0.1:"), (name, port)
+
+
+def test_stopping_a_worker_lets_running_tasks_finish(services: dict[str, dict[str, Any]]) -> None:
+    """`docker compose stop`: SIGTERM (Celery's warm shutdown), SIGKILL after the grace."""
+    limit = load_settings(REPO / "settings.toml").worker.time_limit
+    for name in WORKERS:
+        grace = parse_duration(services[name]["stop_grace_period"])
+        assert grace >= limit, (name, grace, limit)
+
+
+def test_beats_have_a_healthcheck_that_asks_the_store(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in BEATS:
+        test = services[name]["healthcheck"]["test"]
+        assert test == ["CMD", "python", "-m", "scheduling.beat.probe"], name
+
+
+def test_no_top_level_name_so_compose_v1_reads_it(compose: dict[str, Any]) -> None:
+    assert "name" not in compose
+    assert "version" not in compose
+
+
+def test_passwords_are_required(services: dict[str, dict[str, Any]]) -> None:
+    rabbit = services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"]
+    with pytest.raises(AssertionError, match="RABBITMQ_PASSWORD"):
+        interpolate(rabbit, {})
+    database = services["web"]["environment"]["PERIODIC_APP__DATABASE_URL"]
+    with pytest.raises(AssertionError, match="POSTGRES_PASSWORD"):
+        interpolate(database, {})
+
+
+def test_compose_itself_accepts_the_file(tmp_path: Path) -> None:
+    """`docker compose config` (v2) or `docker-compose config` (v1), where one is installed."""
+    commands = []
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        commands.append([docker, "compose"])
+    if shutil.which("docker-compose"):
+        commands.append(["docker-compose"])
+    if not commands:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    env = {**os.environ, "RABBITMQ_PASSWORD": "r", "POSTGRES_PASSWORD": "p"}
+    for command in commands:
+        result = subprocess.run(
+            [*command, "-f", str(COMPOSE), "config", "-q"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert result.returncode == 0, (command, result.stderr)
+        missing = subprocess.run(
+            [*command, "-f", str(COMPOSE), "config", "-q"],
+            capture_output=True,
+            text=True,
+            env={k: v for k, v in env.items() if k != "RABBITMQ_PASSWORD"},
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert missing.returncode != 0
+        assert "RABBITMQ_PASSWORD" in missing.stderr + missing.stdout
 
 
 def test_a_worker_per_shipped_queue_checked_by_inspect_ping(
@@ -171,8 +255,10 @@ def test_secrets_arrive_as_environment_variables_the_settings_accept(
 
 
 def test_without_host_secrets_no_token_works(services: dict[str, dict[str, Any]]) -> None:
+    passwords = {"RABBITMQ_PASSWORD": "r", "POSTGRES_PASSWORD": "p"}
     env = {
-        key: interpolate(str(value), {}) for key, value in services["web"]["environment"].items()
+        key: interpolate(str(value), passwords)
+        for key, value in services["web"]["environment"].items()
     }
     assert json.loads(env["PERIODIC_API__TOKENS"]) == []
     assert env["PERIODIC_APP__SECRET_KEY"] == ""
