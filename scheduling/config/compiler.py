@@ -40,7 +40,7 @@ DEAD_LETTER_LEDGER_QUEUE = "periodic.dead.ledger"
 """A second copy of every dead letter (fanout), consumed by workers to update the run ledger,
 so ``periodic.dead`` itself keeps its messages for inspection."""
 SCHEDULERS = {
-    "static": "celery.beat:PersistentScheduler",
+    "static": "scheduling.beat.static:StaticScheduler",
     "database": "scheduling.beat.scheduler:DatabaseScheduler",
 }
 # A fixed instant to measure a cron entry's period from, so compiling stays pure.

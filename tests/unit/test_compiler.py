@@ -130,7 +130,7 @@ def test_priority_queue_arguments(write_settings: Callable[..., Path]) -> None:
 
 def test_scheduler_mode_selects_the_beat_scheduler(write_settings: Callable[[str], Path]) -> None:
     static = compile_celery_config(load_settings(write_settings("[beat]\nscheduler = 'static'\n")))
-    assert static["beat_scheduler"] == "celery.beat:PersistentScheduler"
+    assert static["beat_scheduler"] == "scheduling.beat.static:StaticScheduler"
     database = compile_celery_config(
         load_settings(write_settings("[beat]\nscheduler = 'database'\n"))
     )
