@@ -17,12 +17,18 @@ from typing import Any, TypeVar
 import click
 from celery import Celery
 from flask import current_app, has_app_context
+from kombu.exceptions import OperationalError
 
 from scheduling.beat.config_watch import sync_schedule
-from scheduling.broker.publisher import ConfirmedPublisher
+from scheduling.broker.publisher import ConfirmedPublisher, iso_utc
 from scheduling.broker.topology import declare_topology, declarer, queue_status, topology
 from scheduling.celery.app import create_celery
-from scheduling.config.compiler import CompiledEntry, compile_entries
+from scheduling.config.compiler import (
+    CompiledEntry,
+    compile_entries,
+    compile_entry,
+    resolve_queue,
+)
 from scheduling.config.imports import import_task_modules
 from scheduling.config.loading import load_settings, settings_path
 from scheduling.config.registry import validate_against_registry
@@ -30,7 +36,7 @@ from scheduling.config.settings import Settings
 from scheduling.errors import BrokerUnavailable, ConfigError, EntryNotFound, StoreError
 from scheduling.flask.services import PERIODIC, Services
 from scheduling.operations.entries import run_now
-from scheduling.store import Store
+from scheduling.store import EntryRecord, Store
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -41,7 +47,8 @@ STORE_HINT = (
 BROKER_HINT = (
     "Point [broker].url (or PERIODIC_BROKER__URL) at a running RabbitMQ, e.g. after "
     "`docker compose up -d rabbitmq`: "
-    "PERIODIC_BROKER__URL=amqp://periodic:periodic@127.0.0.1:5672/periodic; then run it again."
+    "PERIODIC_BROKER__URL=amqp://periodic:$RABBITMQ_PASSWORD@127.0.0.1:5672/periodic; then run "
+    "it again."
 )
 
 
@@ -120,7 +127,7 @@ def entry_row(compiled: CompiledEntry, now: datetime) -> dict[str, Any]:
         "catchup": compiled.entry.catchup,
         "overlap": compiled.entry.overlap,
         "next_run": upcoming.astimezone(zone).isoformat() if upcoming else None,
-        "next_run_utc": upcoming.isoformat().replace("+00:00", "Z") if upcoming else None,
+        "next_run_utc": iso_utc(upcoming) if upcoming else None,
     }
 
 
@@ -155,19 +162,72 @@ def check(settings_file: Path | None, as_json: bool) -> None:
 
 
 @schedule.command(name="list")
+@click.option(
+    "--file",
+    "from_file",
+    is_flag=True,
+    help="List settings.toml's entries alone, without opening the store.",
+)
 @settings_option
 @json_option
-def list_command(settings_file: Path | None, as_json: bool) -> None:
-    """List the entries with their schedule in words and next run."""
-    settings, _, _ = load_checked(settings_file, as_json)
+def list_command(settings_file: Path | None, as_json: bool, from_file: bool) -> None:
+    """List the store's entries (settings.toml's and the API's, SOURCE says which) with their
+    schedule in words, state and next run; ``--file`` lists settings.toml alone."""
+    settings, _, source = load_checked(settings_file, as_json)
     now = datetime.now(UTC)
-    rows = [entry_row(compiled, now) for compiled in compile_entries(settings)]
+    if from_file:
+        rows = [
+            {**entry_row(compiled, now), "source": "config", "paused": False}
+            for compiled in compile_entries(settings)
+        ]
+    else:
+        store = open_store(settings)
+        try:
+            rows = [store_row(record, settings) for record in store.all_entries()]
+        except StoreError as error:
+            click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)
+            sys.exit(1)
+        finally:
+            store.close()
     if as_json:
         click.echo(json.dumps(rows))
     elif rows:
-        print_table(rows, ["name", "schedule", "timezone", "queue", "enabled", "next_run"])
+        for row in rows:
+            row["state"] = _state(row)
+        print_table(rows, ["name", "source", "schedule", "timezone", "queue", "state", "next_run"])
+    elif from_file:
+        click.echo(f"no entries in {source}")
     else:
-        click.echo("no entries")
+        click.echo("no entries in the store (`schedule sync` writes settings.toml's)")
+
+
+def store_row(record: EntryRecord, settings: Settings) -> dict[str, Any]:
+    """An entry as the store holds it (no ledger reads, so 100k entries list quickly)."""
+    zone = settings.entry_zone(record.definition)
+    try:
+        compiled = compile_entry(record.name, record.definition, settings)
+        schedule, queue = compiled.timetable.describe(), compiled.queue
+    except (KeyError, ValueError):
+        schedule, queue = record.definition.kind, resolve_queue(record.definition, settings)
+    upcoming = record.next_run_at
+    return {
+        "name": record.name,
+        "source": record.owner,
+        "task": record.definition.task,
+        "schedule": schedule,
+        "timezone": zone.key,
+        "queue": queue,
+        "enabled": record.definition.enabled,
+        "paused": record.paused,
+        "next_run": upcoming.astimezone(zone).isoformat() if upcoming else None,
+        "next_run_utc": iso_utc(upcoming) if upcoming else None,
+    }
+
+
+def _state(row: dict[str, Any]) -> str:
+    if not row["enabled"]:
+        return "disabled"
+    return "paused" if row["paused"] else "active"
 
 
 @schedule.command(name="next")
@@ -191,7 +251,13 @@ def next_fires(
     zone = compiled.timetable.zone
     times = compiled.timetable.fire_times(start, count)
     if as_json:
-        click.echo(json.dumps([t.astimezone(zone).isoformat() for t in times]))
+        answer = {
+            "name": name,
+            "timezone": zone.key,
+            "fire_times": [iso_utc(t) for t in times],
+            "fire_times_local": [t.astimezone(zone).isoformat() for t in times],
+        }
+        click.echo(json.dumps(answer))
         return
     click.echo(f"{name}: {compiled.timetable.describe()} ({zone.key})")
     for instant in times:
@@ -294,13 +360,13 @@ def declare(settings_file: Path | None) -> None:
     settings, celery, _ = load_checked(settings_file, as_json=False)
     try:
         with celery.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=2)
+            connection.ensure_connection(max_retries=2, interval_start=0.5, interval_step=0.5)
             for name in declare_topology(connection, settings):
                 click.echo(f"declared {name}")
     except ConfigError as error:
         click.echo(str(error), err=True)
         sys.exit(1)
-    except OSError as error:
+    except (OSError, OperationalError) as error:
         click.echo(f"broker unreachable: {error}\n{BROKER_HINT}", err=True)
         sys.exit(1)
 
@@ -313,7 +379,7 @@ def status(settings_file: Path | None, as_json: bool) -> None:
     settings, celery, _ = load_checked(settings_file, as_json)
     try:
         with celery.connection_for_read() as connection:
-            connection.ensure_connection(max_retries=2)
+            connection.ensure_connection(max_retries=2, interval_start=0.5, interval_step=0.5)
             rows = [
                 {
                     **vars(queue_status(connection, str(q.name))),
@@ -321,7 +387,7 @@ def status(settings_file: Path | None, as_json: bool) -> None:
                 }
                 for q in topology(settings)
             ]
-    except OSError as error:
+    except (OSError, OperationalError) as error:
         click.echo(f"broker unreachable: {error}\n{BROKER_HINT}", err=True)
         sys.exit(1)
     if as_json:

@@ -10,11 +10,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from scheduling.beat.config_watch import sync_schedule
+from scheduling.celery import create_celery
 from scheduling.config.compiler import compile_entries
 from scheduling.config.loading import load_settings
-from scheduling.flask.cli import schedule
+from scheduling.config.settings import ScheduleEntry
+from scheduling.flask.cli import queues, schedule
+from scheduling.operations.entries import create_entry, pause_entry
+from scheduling.store import Store
 
 ROOT = Path(__file__).parents[2]
 HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
@@ -83,11 +89,13 @@ def test_next_prints_zone_and_utc(write_settings: Callable[[str], Path]) -> None
         "--json",
     )
     assert code == 0
-    times = [datetime.fromisoformat(t) for t in json.loads(out)]
-    assert [t.isoformat() for t in times] == [
+    answer = json.loads(out)
+    assert answer["timezone"] == "Europe/Berlin"
+    assert answer["fire_times_local"] == [
         "2026-03-29T08:00:00+02:00",  # the first day of summer time
         "2026-03-30T08:00:00+02:00",
     ]
+    assert answer["fire_times"] == ["2026-03-29T06:00:00Z", "2026-03-30T06:00:00Z"]
 
 
 def test_next_usage_errors_exit_2(write_settings: Callable[[str], Path]) -> None:
@@ -102,11 +110,58 @@ def test_list_json(write_settings: Callable[[str], Path]) -> None:
         f'[schedule.a]\ntask = "{HEARTBEAT}"\nevery = "1m"\nenabled = false\n'
         f'[schedule.b]\ntask = "{HEARTBEAT}"\ncron = "@daily"\n'
     )
-    code, out, _ = run("list", "--settings", str(path), "--json")
+    code, out, _ = run("list", "--file", "--settings", str(path), "--json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
     assert rows["a"]["enabled"] is False
     assert rows["b"]["timezone"] == "UTC"
+    assert rows["b"]["source"] == "config"
+
+
+def test_list_shows_the_stores_entries_api_owned_too(
+    write_settings: Callable[[str], Path], tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'periodic.db'}"
+    path = write_settings(
+        f'[app]\ndatabase_url = "{database}"\n'
+        f'[schedule.from-file]\ntask = "{HEARTBEAT}"\nevery = "1m"\n'
+    )
+    settings = load_settings(path)
+    with Store.open(database) as store:
+        sync_schedule(store, settings, datetime.now(UTC))
+        definition = ScheduleEntry(task=HEARTBEAT, cron="0 8 * * *", timezone="Europe/Berlin")
+        registry = create_celery(settings).tasks
+        create_entry(store, settings, registry, "from-api", definition, datetime.now(UTC))
+        pause_entry(store, "from-api")
+    code, out, _ = run("list", "--settings", str(path), "--json")
+    assert code == 0, out
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert rows["from-file"]["source"] == "config"
+    assert rows["from-api"]["source"] == "api"
+    assert rows["from-api"]["paused"] is True
+    assert rows["from-api"]["next_run"].endswith(("+01:00", "+02:00"))
+    assert rows["from-api"]["next_run_utc"].endswith("Z")
+    code, out, _ = run("list", "--settings", str(path))
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["NAME", "SOURCE", "SCHEDULE"]
+    (api_line,) = [line for line in lines if line.startswith("from-api")]
+    assert " api " in api_line
+    assert " paused " in api_line
+
+
+@pytest.mark.parametrize("command", ["status", "declare"])
+def test_queue_commands_with_the_broker_down_say_so_without_a_traceback(
+    write_settings: Callable[[str], Path], command: str
+) -> None:
+    path = write_settings(
+        '[broker]\nurl = "amqp://guest:guest@127.0.0.1:9//"\nconnect_timeout = "1s"\n'
+    )
+    result = CliRunner().invoke(queues, [command, "--settings", str(path)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.startswith("broker unreachable: ")
+    assert "PERIODIC_BROKER__URL" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_real_flask_cli_reports_a_broken_file_without_a_traceback(tmp_path: Path) -> None:
@@ -156,6 +211,6 @@ def test_next_shows_exactly_what_the_library_computes(
             "--json",
         )
         assert code == 0
-        shown = [datetime.fromisoformat(t) for t in json.loads(out)]
+        shown = [datetime.fromisoformat(t) for t in json.loads(out)["fire_times_local"]]
         assert shown == compiled.timetable.fire_times(after, 12)
         assert all(t.tzinfo is not None and t.utcoffset() is not None for t in shown)
