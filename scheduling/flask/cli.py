@@ -360,7 +360,7 @@ def declare(settings_file: Path | None) -> None:
     settings, celery, _ = load_checked(settings_file, as_json=False)
     try:
         with celery.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=2, interval_start=0.5, interval_step=0.5)
+            connection.ensure_connection(max_retries=1, interval_start=1, interval_step=1)
             for name in declare_topology(connection, settings):
                 click.echo(f"declared {name}")
     except ConfigError as error:
@@ -379,7 +379,7 @@ def status(settings_file: Path | None, as_json: bool) -> None:
     settings, celery, _ = load_checked(settings_file, as_json)
     try:
         with celery.connection_for_read() as connection:
-            connection.ensure_connection(max_retries=2, interval_start=0.5, interval_step=0.5)
+            connection.ensure_connection(max_retries=1, interval_start=1, interval_step=1)
             rows = [
                 {
                     **vars(queue_status(connection, str(q.name))),
