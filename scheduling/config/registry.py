@@ -17,18 +17,41 @@ from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.errors import ScheduleValidationError
 
 
+def unknown_task_problem(name: str, task: str, registry: Mapping[str, Any]) -> str | None:
+    """The problem of entry `name` naming `task`, if no such task is registered, with the one
+    closest registered name as a suggestion (a list of near misses reads as a shrug)."""
+    if task in registry:
+        return None
+    candidates = [
+        known for known in registry if not known.startswith("celery.") or task.startswith("celery.")
+    ]
+    close = difflib.get_close_matches(task, candidates, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"schedule.{name}.task: {task!r} is not a registered Celery task{hint}"
+
+
+def document_task_problems(document: Mapping[str, Any], registry: Mapping[str, Any]) -> list[str]:
+    """Unknown task names in a parsed settings document that did not validate as a whole, so a
+    file with a typo in a task and a bad cron reports both at once."""
+    tables = document.get("schedule")
+    if not isinstance(tables, Mapping):
+        return []
+    problems = []
+    for name, table in tables.items():
+        task = table.get("task") if isinstance(table, Mapping) else None
+        if isinstance(task, str) and task:
+            problem = unknown_task_problem(str(name), task, registry)
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
 def entry_task_problems(name: str, entry: ScheduleEntry, registry: Mapping[str, Any]) -> list[str]:
-    """Problems of one entry: unknown task (with the closest names), or unbindable arguments."""
+    """Problems of one entry: unknown task (with the closest name), or unbindable arguments."""
     task = registry.get(entry.task)
     if task is None:
-        candidates = [
-            known
-            for known in registry
-            if not known.startswith("celery.") or entry.task.startswith("celery.")
-        ]
-        close = difflib.get_close_matches(entry.task, candidates, n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        return [f"schedule.{name}.task: {entry.task!r} is not a registered Celery task{hint}"]
+        problem = unknown_task_problem(name, entry.task, registry)
+        return [problem] if problem else []
     try:
         signature = inspect.signature(getattr(task, "run", task))
     except (TypeError, ValueError):

@@ -30,8 +30,8 @@ from scheduling.config.compiler import (
     resolve_queue,
 )
 from scheduling.config.imports import import_task_modules
-from scheduling.config.loading import load_settings, settings_path
-from scheduling.config.registry import validate_against_registry
+from scheduling.config.loading import load_settings, read_toml, settings_path
+from scheduling.config.registry import document_task_problems, validate_against_registry
 from scheduling.config.settings import Settings
 from scheduling.errors import BrokerUnavailable, ConfigError, EntryNotFound, StoreError
 from scheduling.flask.services import PERIODIC, Services
@@ -79,7 +79,8 @@ def load_checked(settings_file: Path | None, as_json: bool) -> tuple[Settings, C
     """Settings validated against the registry, or exit 1 with every problem listed.
 
     Inside an app (``flask --app …``) the registry is that app's Celery app, so a team's own
-    tasks count; without ``--settings`` the app's own settings are checked.
+    tasks count; without ``--settings`` the app's own settings are checked. A file that does not
+    validate also gets its unknown task names reported, so one run lists every problem.
     """
     services = app_services()
     try:
@@ -87,7 +88,10 @@ def load_checked(settings_file: Path | None, as_json: bool) -> tuple[Settings, C
             settings, source, celery = services.settings, services.source, services.celery
         else:
             path = settings_path(settings_file)
-            settings, source = load_settings(path), str(path)
+            try:
+                settings, source = load_settings(path), str(path)
+            except ConfigError as error:
+                raise _with_task_problems(error, path, services) from None
             import_task_modules(settings, source)
             celery = services.celery if services is not None else create_celery(settings, source)
         validate_against_registry(settings, celery.tasks, source)
@@ -100,6 +104,27 @@ def load_checked(settings_file: Path | None, as_json: bool) -> tuple[Settings, C
             click.echo(str(error), err=True)
         sys.exit(1)
     return settings, celery, source
+
+
+def _with_task_problems(error: ConfigError, path: Path, services: Services | None) -> ConfigError:
+    """`error` plus the file's unknown task names, each before the other problems of its entry.
+
+    The registry is the app's when there is one, else the shipped tasks (a file that did not
+    validate has no trustworthy ``[app].imports`` to import).
+    """
+    try:
+        document = read_toml(path)
+    except ConfigError:
+        return error
+    registry = services.celery.tasks if services is not None else Celery(set_as_current=False).tasks
+    problems = list(error.problems)
+    for problem in document_task_problems(document, registry):
+        if problem in problems:
+            continue
+        table = problem.rsplit(".task:", 1)[0] + "."
+        same_entry = [i for i, p in enumerate(problems) if p.startswith(table)]
+        problems.insert(same_entry[0] if same_entry else len(problems), problem)
+    return type(error)(error.source, problems)
 
 
 def parse_instant(value: str | None) -> datetime:

@@ -214,3 +214,18 @@ def test_next_shows_exactly_what_the_library_computes(
         shown = [datetime.fromisoformat(t) for t in json.loads(out)["fire_times_local"]]
         assert shown == compiled.timetable.fire_times(after, 12)
         assert all(t.tzinfo is not None and t.utcoffset() is not None for t in shown)
+
+
+def test_a_file_that_does_not_validate_still_gets_its_task_typos_reported(
+    write_settings: Callable[[str], Path],
+) -> None:
+    path = write_settings(
+        '[schedule.daily-report]\ntask = "scheduling.tasks.reports.send_run_reprot"\n'
+        'cron = "0 25 * * *"\n'
+    )
+    code, _, err = run("check", "--settings", str(path))
+    assert code == 1
+    task, cron = err.splitlines()[1:]
+    assert task.startswith("  - schedule.daily-report.task: ")
+    assert task.endswith("did you mean 'scheduling.tasks.reports.send_run_report'?")
+    assert cron.startswith("  - schedule.daily-report.cron: ")
