@@ -6,8 +6,9 @@ applies
 the DST rules. Keeping the two apart lets each be tested on its own terms.
 
 Dialect: five fields (minute hour day-of-month month day-of-week), `*`, lists, ranges, steps
-(`*/15`, `1-30/5`, `5/10` = `5-max/10`), month and weekday names (case-insensitive), 7 as
-Sunday, and the macros `@hourly @daily @midnight @weekly @monthly @yearly @annually`.
+(`*/15`, `1-30/5`, `5/10` = `5-max/10`, where day-of-week's max is Saturday: `1/2` = Mon, Wed,
+Fri, as croniter, robfig/cron and Quartz read it), month and weekday names (case-insensitive),
+7 as Sunday, and the macros `@hourly @daily @midnight @weekly @monthly @yearly @annually`.
 Day-of-month and day-of-week combine as Vixie cron does: if either field starts with `*` a day
 must match both; otherwise (both restricted) it may match either.
 """
@@ -235,7 +236,7 @@ def _parse_item(text: str, item: str, spec: _FieldSpec) -> range:
     body, slash, step_text = item.partition("/")
     step = 1
     if slash:
-        if not step_text.isdigit() or int(step_text) == 0:
+        if not _is_number(step_text) or int(step_text) == 0:
             raise CronError(f"{where}: step {step_text!r} must be a positive whole number")
         step = int(step_text)
     if body == "*":
@@ -249,7 +250,9 @@ def _parse_item(text: str, item: str, spec: _FieldSpec) -> range:
         if high < low:
             raise CronError(f"{where}: range {body!r} runs backwards")
     elif slash:
-        high = spec.high  # `5/10` means `5-max/10`, as Quartz and croniter read it
+        # `5/10` means `5-max/10`, as Quartz and croniter read it; the week ends on Saturday
+        # there (7 is only an alias of Sunday, not a day after Saturday).
+        high = 6 if spec.name == "day-of-week" else spec.high
     else:
         high = low
     return range(low, high + 1, step)
@@ -259,13 +262,19 @@ def _parse_value(where: str, token: str, spec: _FieldSpec) -> int:
     lowered = token.lower()
     if lowered in spec.names:
         return spec.names[lowered]
-    if not token.isdigit():
+    if not _is_number(token):
         hint = f" or a name ({', '.join(spec.names)})" if spec.names else ""
         raise CronError(f"{where}: {token!r} is not a number{hint}")
     value = int(token)
     if not spec.low <= value <= spec.high:
         raise CronError(f"{where} {value} is out of range {spec.low}-{spec.high}")
     return value
+
+
+def _is_number(token: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts ``²`` or ``٣``, which `int` refuses or
+    reads as a value nobody meant."""
+    return token.isascii() and token.isdigit()
 
 
 def _first_greater(ordered: tuple[int, ...], value: int) -> int | None:

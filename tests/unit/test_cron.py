@@ -6,6 +6,7 @@ import pickle
 from datetime import date, datetime
 
 import pytest
+from croniter import croniter
 
 from scheduling.errors import CronError
 from scheduling.timing.cron import CronExpression
@@ -44,6 +45,53 @@ def test_names_are_case_insensitive_and_mix_with_numbers() -> None:
 @pytest.mark.parametrize(("field", "days"), [("7", {0}), ("5-7", {5, 6, 0}), ("sat-sun", {6, 0})])
 def test_seven_is_sunday(field: str, days: set[int]) -> None:
     assert parse(f"0 0 * * {field}").days_of_week == days
+
+
+@pytest.mark.parametrize(
+    ("field", "days"),
+    [
+        ("1/2", {1, 3, 5}),
+        ("mon/2", {1, 3, 5}),
+        ("fri/2", {5}),
+        ("6/1", {6}),
+        ("0/3", {0, 3, 6}),
+        ("*/2", {0, 2, 4, 6}),
+        ("1-7/2", {1, 3, 5, 0}),
+    ],
+)
+def test_day_of_week_steps_run_to_saturday_as_croniter_reads_them(
+    field: str, days: set[int]
+) -> None:
+    assert parse(f"0 0 * * {field}").days_of_week == days
+    reference = croniter(f"0 0 * * {field}", datetime(2026, 11, 1))  # a Sunday
+    week = {reference.get_next(datetime).isoweekday() % 7 for _ in range(7)}
+    assert week == days
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("² * * * *", "minute"),
+        ("0 ² * * *", "hour"),
+        ("0 0 ٣ * *", "day-of-month"),
+        ("0 0 * ¹ *", "month"),
+        ("0 0 * * ²", "day-of-week"),
+        ("*/² * * * *", "minute"),
+        ("0 1-² * * *", "hour"),
+        ("0 0 * * mon/²", "day-of-week"),
+        ("0 0 1-2-3 * *", "day-of-month"),
+        ("0 0 * * 1/", "day-of-week"),
+        ("0 0 * * -", "day-of-week"),
+        ("0 0 * */ *", "month"),
+        ("0 0 * * ½", "day-of-week"),
+        ("0x1 * * * *", "minute"),
+        ("+1 * * * *", "minute"),
+        (" 1_0 * * * *", "minute"),
+    ],
+)
+def test_every_malformed_field_is_a_cron_error_naming_the_field(text: str, field: str) -> None:
+    with pytest.raises(CronError, match=rf"^cron .*: {field}\b"):
+        parse(text)
 
 
 @pytest.mark.parametrize(
