@@ -30,8 +30,9 @@ READ_ROUTES = [
     ("GET", "/api/v1/runs/some-task-id"),
     ("GET", "/api/v1/queues"),
     ("GET", "/api/v1/beat"),
-    ("GET", "/api/v1/openapi.json"),
 ]
+PUBLIC_ROUTES = ["/api/v1/openapi.json", "/api/v1/docs"]
+"""They describe the API and reveal nothing (no entry, run or queue)."""
 WRITE_ROUTES = [
     ("POST", "/api/v1/schedules"),
     ("PUT", "/api/v1/schedules/ping"),
@@ -73,6 +74,11 @@ def test_no_token_is_401_with_a_challenge(seeded: FlaskClient, method: str, path
     response = seeded.open(path, method=method, json=BODIES.get((method, path)))
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("path", PUBLIC_ROUTES)
+def test_the_api_description_needs_no_token(seeded: FlaskClient, path: str) -> None:
+    assert seeded.get(path).status_code == 200
 
 
 @pytest.mark.parametrize(("method", "path"), READ_ROUTES)
