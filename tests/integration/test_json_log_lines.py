@@ -13,7 +13,7 @@ from kombu import Connection
 from scheduling.broker.publisher import ConfirmedPublisher, OutgoingRun
 from scheduling.broker.topology import declare_topology
 from scheduling.config.loading import load_settings
-from tests.processes import celery_worker, clean_env
+from tests.support.processes import celery_worker, clean_env
 
 pytestmark = pytest.mark.integration
 
