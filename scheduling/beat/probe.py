@@ -18,7 +18,7 @@ from scheduling.config.loading import load_settings, settings_path
 from scheduling.errors import ConfigError, StoreError
 from scheduling.store import BeatStatus, Store
 
-__all__ = ["STALE_AFTER", "fresh_beat", "main"]
+__all__ = ["STALE_AFTER", "fresh_beat", "run_probe"]
 
 STALE_AFTER = 3
 """Lease TTLs without a status report before a beat counts as dead (9 missed reports)."""
@@ -35,7 +35,7 @@ def fresh_beat(
     return newest
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run_probe(argv: Sequence[str] | None = None) -> int:
     hostname = (argv or sys.argv[1:] or [socket.gethostname()])[0]
     try:
         settings = load_settings(settings_path(None))
@@ -53,4 +53,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_probe())

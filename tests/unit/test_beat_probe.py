@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduling.beat.probe import STALE_AFTER, main
+from scheduling.beat.probe import STALE_AFTER, run_probe
 from scheduling.store import BeatStatus, Store
 
 TTL = timedelta(seconds=10)
@@ -34,20 +34,20 @@ def report(tmp_path: Path, hostname: str, age: timedelta, role: str = "standby")
 
 def test_a_fresh_standby_is_healthy(settings_file: Path, tmp_path: Path) -> None:
     report(tmp_path, "beat-1", timedelta(seconds=5))
-    assert main(["beat-1"]) == 0
+    assert run_probe(["beat-1"]) == 0
 
 
 def test_a_stale_report_is_unhealthy(
     settings_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report(tmp_path, "beat-1", STALE_AFTER * TTL + timedelta(seconds=1), role="leader")
-    assert main(["beat-1"]) == 1
+    assert run_probe(["beat-1"]) == 1
     assert "no beat on beat-1 reported recently" in capsys.readouterr().err
 
 
 def test_another_hosts_beat_does_not_count(settings_file: Path, tmp_path: Path) -> None:
     report(tmp_path, "beat-2", timedelta(seconds=1))
-    assert main(["beat-1"]) == 1
+    assert run_probe(["beat-1"]) == 1
 
 
 def test_an_unreachable_store_is_unhealthy(
@@ -58,5 +58,5 @@ def test_an_unreachable_store_is_unhealthy(
         '[app]\ndatabase_url = "postgresql+psycopg://postgres@127.0.0.1:9/none?connect_timeout=1"\n'
     )
     monkeypatch.setenv("PERIODIC_SETTINGS", str(path))
-    assert main(["beat-1"]) == 1
+    assert run_probe(["beat-1"]) == 1
     assert "beat probe:" in capsys.readouterr().err
