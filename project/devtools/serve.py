@@ -68,8 +68,8 @@ WORKER_CONCURRENCY: Final = 2
 NO_BROKER_MESSAGE: Final = """\
 No RabbitMQ: the broker in the settings ({url}) does not answer{reason}.
 Get one, then run `nox -s serve` again:
-  * docker compose up -d rabbitmq
-      then: export PERIODIC_BROKER__URL=amqp://periodic:periodic@127.0.0.1:5672/periodic
+  * RABBITMQ_PASSWORD=… POSTGRES_PASSWORD=… docker compose up -d rabbitmq
+      then: export PERIODIC_BROKER__URL=amqp://periodic:$RABBITMQ_PASSWORD@127.0.0.1:5672/periodic
   * apt-get install rabbitmq-server
       serve then starts a throwaway node under var/rabbitmq on port {port} by itself
       (the system service may stay stopped)
