@@ -13,7 +13,7 @@ from kombu import Connection
 from scheduling.broker.publisher import ConfirmedPublisher, OutgoingRun
 from scheduling.broker.topology import declare_topology
 from scheduling.config.loading import load_settings
-from tests.support.processes import celery_worker, clean_env
+from tests.support.processes import celery_beat, celery_worker, clean_env
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +69,20 @@ def test_worker_logs_one_json_object_per_line_with_task_entry_and_slot(
     assert succeeded[0]["task_id"] == run.task_id
     assert succeeded[0]["entry"] == "ping"
     assert succeeded[0]["slot"] == slot.isoformat().replace("+00:00", "Z")
+
+
+def test_beat_logs_json_lines_too(tmp_path: Path, broker_url: str) -> None:
+    queue = f"json-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "settings.toml"
+    path.write_text(SETTINGS.format(broker_url=broker_url, queue=queue, database=tmp_path / "p.db"))
+    beat = celery_beat(tmp_path, clean_env({"PERIODIC_SETTINGS": str(path)}))
+    try:
+        beat.wait_for(r'"logger": "[^"]+", "message": "leading: took the beat lease', timeout=60)
+    finally:
+        beat.stop()
+        with Connection(broker_url) as connection:
+            connection.default_channel.queue_delete(queue)
+    lines = [json.loads(line) for line in beat.output().splitlines() if line.startswith("{")]
+    assert {"beat: Starting...", "leading: took the beat lease (token 1)"} <= {
+        line["message"] for line in lines
+    }
