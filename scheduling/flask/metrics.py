@@ -11,7 +11,8 @@ the same numbers, whichever one the scrape reaches.
   reset (``rate()`` and ``increase()`` handle it; ``_created`` carries the start). Counting
   from a day rather than from the whole ledger keeps a scrape's cost to one day of runs and
   keeps the counters monotonic while `purge_runs` deletes old rows (retention must stay above
-  one day, as the shipped 30 days is).
+  one day, as the shipped 30 days is). The sums are computed by the database
+  (`Store.ledger_tallies`).
 * Gauges describe states only: entries by state, late entries, queue depth and consumers,
   the beat leader (by host name, stable across restarts) and its lease and lag.
 * ``[metrics].entry_labels = false`` drops the ``entry`` label everywhere (series per queue).
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,8 +44,15 @@ from prometheus_client.registry import Collector
 from scheduling.broker.topology import QueueStatus
 from scheduling.errors import StoreError
 from scheduling.operations.entries import BrokerUnavailable, late_grace, queue_views
-from scheduling.store import BeatStatus, LeaseRecord, RunRecord, RunState
-from scheduling.store.records import FINISHED_STATES, LEDGER_ONLY_STATES
+from scheduling.store import (
+    FINISHED_STATES,
+    LEDGER_ONLY_STATES,
+    BeatStatus,
+    Histogram,
+    LeaseRecord,
+    RunState,
+    Tallies,
+)
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -90,7 +98,7 @@ class Snapshot:
     store_up: bool = False
     broker_up: bool = False
     epoch: datetime = field(default_factory=lambda: counting_epoch(datetime.now(UTC)))
-    runs: list[RunRecord] = field(default_factory=list)
+    tallies: Tallies = field(default_factory=Tallies)
     entries: Counter[str] = field(default_factory=Counter)
     overdue: dict[str, float] = field(default_factory=dict)
     lease: LeaseRecord | None = None
@@ -117,7 +125,12 @@ class PeriodicCollector(Collector):
         snapshot = Snapshot(epoch=counting_epoch(now))
         try:
             store = services.store
-            snapshot.runs = store.runs_counted_since(snapshot.epoch)
+            snapshot.tallies = store.ledger_tallies(
+                snapshot.epoch,
+                per_entry=services.settings.metrics.entry_labels,
+                duration_bounds=DURATION_BUCKETS,
+                lag_bounds=LAG_BUCKETS,
+            )
             _count_entries(snapshot, services, now)
             snapshot.lease = store.current_lease()
             snapshot.beats = store.beats()
@@ -157,9 +170,10 @@ def _gauge(name: str, doc: str, labels: Sequence[str] = ()) -> GaugeMetricFamily
     return GaugeMetricFamily(name, doc, labels=list(labels))
 
 
-def _buckets(values: list[float], bounds: Sequence[float]) -> list[tuple[str, float]]:
-    result = [(repr(bound), float(sum(1 for v in values if v <= bound))) for bound in bounds]
-    return [*result, ("+Inf", float(len(values)))]
+def _buckets(histogram: Histogram, bounds: Sequence[float]) -> list[tuple[str, float]]:
+    pairs = zip(bounds, histogram.buckets, strict=True)
+    counts = [(repr(bound), float(count)) for bound, count in pairs]
+    return [*counts, ("+Inf", float(histogram.count))]
 
 
 def _families(services: Services, snapshot: Snapshot, now: datetime) -> Iterator[Metric]:
@@ -214,42 +228,27 @@ def _entry_families(snapshot: Snapshot, per_entry: bool) -> Iterator[Metric]:
 
 def _ledger_families(snapshot: Snapshot, per_entry: bool) -> Iterator[Metric]:
     """Counters and histograms of ledger events since `snapshot.epoch` (see the module doc)."""
-    epoch = snapshot.epoch
-    created = epoch.timestamp()
-    outcomes: Counter[tuple[str, ...]] = Counter()
-    dispatches: Counter[tuple[str, ...]] = Counter()
-    missed: Counter[tuple[str, ...]] = Counter()
-    skipped: Counter[tuple[str, ...]] = Counter()
-    lags: defaultdict[str, list[float]] = defaultdict(list)
-    durations: defaultdict[tuple[str, ...], list[float]] = defaultdict(list)
-    for run in snapshot.runs:
-        queue = run.queue or ""
-        key: tuple[str, ...] = (run.entry, queue) if per_entry else (queue,)
-        finished_today = run.finished_at is not None and run.finished_at >= epoch
-        if finished_today and run.state == RunState.MISSED:
-            missed[key[:-1]] += 1
-        elif finished_today and run.state == RunState.SKIPPED:
-            skipped[key[:-1]] += 1
-        elif finished_today and run.state in FINISHED_STATES:
-            outcomes[(*key, str(run.state))] += 1
-            if run.runtime is not None:
-                durations[key].append(run.runtime)
-        if run.dispatched_at is not None and run.dispatched_at >= epoch:
-            dispatches[key] += 1
-            if not run.manual:
-                lags[queue].append(max((run.dispatched_at - run.scheduled_for).total_seconds(), 0))
-
+    tallies = snapshot.tallies
+    created = snapshot.epoch.timestamp()
     labels = ["entry", "queue"] if per_entry else ["queue"]
     runs = CounterMetricFamily(
         "periodic_runs", "Runs finished, by outcome.", labels=[*labels, "outcome"]
     )
-    for key, count in sorted(outcomes.items()):
-        runs.add_metric(list(key), count, created=created)
+    missed: Counter[tuple[str, ...]] = Counter()
+    skipped: Counter[tuple[str, ...]] = Counter()
+    for key, states in sorted(tallies.finished.items()):
+        for state, count in sorted(states.items()):
+            if state == RunState.MISSED:
+                missed[key[:-1]] += count
+            elif state == RunState.SKIPPED:
+                skipped[key[:-1]] += count
+            elif state in _OUTCOMES:
+                runs.add_metric([*key, state], count, created=created)
     yield runs
     sent = CounterMetricFamily(
         "periodic_dispatches", "Runs the broker confirmed (scheduled and manual).", labels=labels
     )
-    for key, count in sorted(dispatches.items()):
+    for key, count in sorted(tallies.dispatches.items()):
         sent.add_metric(list(key), count, created=created)
     yield sent
     slot_labels = labels[:-1]
@@ -268,14 +267,14 @@ def _ledger_families(snapshot: Snapshot, per_entry: bool) -> Iterator[Metric]:
         "Slot time to confirmed dispatch, scheduled runs only.",
         labels=["queue"],
     )
-    for queue, values in sorted(lags.items()):
-        lag.add_metric([queue], _buckets(values, LAG_BUCKETS), sum(values))
+    for queue, histogram in sorted(tallies.lags.items()):
+        lag.add_metric([queue], _buckets(histogram, LAG_BUCKETS), histogram.total)
     yield lag
     duration = HistogramMetricFamily(
         "periodic_run_duration_seconds", "Runtime of finished runs.", labels=labels
     )
-    for key, values in sorted(durations.items()):
-        duration.add_metric(list(key), _buckets(values, DURATION_BUCKETS), sum(values))
+    for key, histogram in sorted(tallies.durations.items()):
+        duration.add_metric(list(key), _buckets(histogram, DURATION_BUCKETS), histogram.total)
     yield duration
 
 

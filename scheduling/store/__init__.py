@@ -20,6 +20,7 @@ from scheduling.store.records import (
 )
 from scheduling.store.schema import SCHEMA_VERSION, UTCDateTime
 from scheduling.store.store import Store
+from scheduling.store.tallies import Histogram, Tallies
 
 __all__ = [
     "FINISHED_STATES",
@@ -29,6 +30,7 @@ __all__ = [
     "BeatStatus",
     "EntryIndexRow",
     "EntryRecord",
+    "Histogram",
     "LeaseRecord",
     "ManualRun",
     "RunRecord",
@@ -36,5 +38,6 @@ __all__ = [
     "SlotClaim",
     "Store",
     "SyncSummary",
+    "Tallies",
     "UTCDateTime",
 ]

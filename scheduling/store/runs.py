@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.sql.expression import bindparam
 
 from scheduling.store.database import Database, dialect_insert
@@ -176,20 +176,6 @@ class RunLedger:
             select(*RUN_COLUMNS)
             .where(runs.c.scheduled_for >= start, runs.c.scheduled_for < end)
             .order_by(runs.c.scheduled_for, runs.c.id)
-        )
-        return self._select_runs(statement)
-
-    def runs_counted_since(self, since: datetime) -> list[RunRecord]:
-        """Every run that finished at or after `since`, plus every unfinished one: the rows whose
-        outcome, dispatch or runtime can have happened since `since` (metrics counters).
-
-        A run dispatched after `since` is either unfinished or finished after it, so this set
-        holds every dispatch since then too; both halves are served by an index.
-        """
-        statement = (
-            select(*RUN_COLUMNS)
-            .where(or_(runs.c.finished_at >= since, runs.c.state.in_(_UNFINISHED)))
-            .order_by(runs.c.id)
         )
         return self._select_runs(statement)
 

@@ -10,9 +10,12 @@ from scheduling.store.lease import LeaseOperations
 from scheduling.store.runs import RunLedger
 from scheduling.store.schema import migrate
 from scheduling.store.sync import ConfigSync
+from scheduling.store.tallies import LedgerTallies
 
 
-class Store(ConfigSync, EntryOperations, EntryIndex, SlotClaims, RunLedger, LeaseOperations):
+class Store(
+    ConfigSync, EntryOperations, EntryIndex, SlotClaims, RunLedger, LeaseOperations, LedgerTallies
+):
     """Entries, the run ledger and the lease over one SQLAlchemy engine (thread-safe).
 
     Open it with `Store.open(url)`: ``sqlite:///var/periodic.db`` (the default; WAL, created
