@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     An unusable settings file stops the process with every problem listed (exit 1), for the
     server and for ``flask --app project.app …`` commands alike.
     """
-    app = Flask("project")
+    app = Flask("project", static_folder=None)  # the dashboard serves its own /static
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's own switch
     try:
         Periodic(app, settings=settings, url_prefix="")

@@ -93,6 +93,20 @@ def test_the_overview_needs_a_sign_in(client: FlaskClient) -> None:
     assert response.headers["Location"] == "/login?next=/entries/ping"
 
 
+@pytest.mark.parametrize(
+    ("asset", "mimetype"), [("dashboard.css", "text/css"), ("dashboard.js", "text/javascript")]
+)
+def test_the_pages_own_assets_load_before_and_after_sign_in(
+    client: FlaskClient, asset: str, mimetype: str
+) -> None:
+    """The reference app mounts the dashboard at the root: its /static must not be shadowed by
+    a static route of the app (the page would never refresh itself), nor hidden behind sign-in
+    (the login page would be unstyled)."""
+    with client.get(f"/static/{asset}") as response:
+        assert response.status_code == 200
+        assert response.mimetype == mimetype
+
+
 def test_a_wrong_token_is_refused_with_what_to_use(client: FlaskClient) -> None:
     response = sign_in(client, secret="x" * 32)
     assert response.status_code == 401

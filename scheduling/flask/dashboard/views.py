@@ -58,7 +58,7 @@ dashboard = AsyncBlueprint(
     static_url_path="/static",
 )
 DISABLED_KEY = "PERIODIC_DASHBOARD_DISABLED"
-PUBLIC_ENDPOINTS = frozenset({"periodic.login"})
+PUBLIC_ENDPOINTS = frozenset({"periodic.login", "periodic.static"})
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
