@@ -9,6 +9,9 @@ Dialect: five fields (minute hour day-of-month month day-of-week), `*`, lists, r
 (`*/15`, `1-30/5`, `5/10` = `5-max/10`, where day-of-week's max is Saturday: `1/2` = Mon, Wed,
 Fri, as croniter, robfig/cron and Quartz read it), month and weekday names (case-insensitive),
 7 as Sunday, and the macros `@hourly @daily @midnight @weekly @monthly @yearly @annually`.
+Ranges may wrap around the end of their cycle (`fri-mon`, `nov-feb`, `22-2`), a step counting
+on across the wrap. Day-of-month also takes `L` (the last day) and `L-n` (n days before it);
+day-of-week takes `fri#2` (the second Friday of the month) and `fri#L` (the last one).
 Day-of-month and day-of-week combine as Vixie cron does: if either field starts with `*` a day
 must match both; otherwise (both restricted) it may match either.
 """
@@ -16,6 +19,8 @@ must match both; otherwise (both restricted) it may match either.
 from __future__ import annotations
 
 import bisect
+import calendar
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -87,6 +92,10 @@ class CronExpression:
     hour_field_is_star: bool = False
     dom_field_is_star: bool = True
     dow_field_is_star: bool = True
+    #: `L` is 0, `L-3` is 3: days counted back from the last day of the month.
+    last_day_offsets: frozenset[int] = frozenset()
+    #: (weekday 0 = Sunday, n): `fri#2` is (5, 2); `fri#L` is (5, LAST_WEEK).
+    nth_weekdays: frozenset[tuple[int, int]] = frozenset()
 
     @classmethod
     def parse(cls, text: str) -> CronExpression:
@@ -102,8 +111,12 @@ class CronExpression:
                 f"cron {text!r}: expected 5 fields (minute hour day-of-month month day-of-week),"
                 f" got {len(parts)}"
             )
+        plain_doms, last_day_offsets = _split_last_days(text, parts[2])
+        plain_dows, nth_weekdays = _split_nth_weekdays(text, parts[4])
+        plain_parts = [parts[0], parts[1], plain_doms, parts[3], plain_dows]
         minutes, hours, doms, months, dows = (
-            _parse_field(text, part, spec) for part, spec in zip(parts, _FIELDS, strict=True)
+            frozenset[int]() if part is None else _parse_field(text, part, spec)
+            for part, spec in zip(plain_parts, _FIELDS, strict=True)
         )
         dows = frozenset(day % 7 for day in dows)
         expression = cls(
@@ -116,6 +129,8 @@ class CronExpression:
             hour_field_is_star=parts[1].startswith("*"),
             dom_field_is_star=parts[2].startswith("*"),
             dow_field_is_star=parts[4].startswith("*"),
+            last_day_offsets=last_day_offsets,
+            nth_weekdays=nth_weekdays,
         )
         expression._reject_impossible_dates()
         return expression
@@ -139,14 +154,18 @@ class CronExpression:
             days_of_week=sorted(self.days_of_week),
             dom_restricted=not self.dom_field_is_star,
             dow_restricted=not self.dow_field_is_star,
+            last_day_offsets=sorted(self.last_day_offsets),
+            nth_weekdays=sorted(self.nth_weekdays),
         )
 
     def matches_day(self, day: date) -> bool:
         """Does `day` satisfy the month, day-of-month and day-of-week fields (Vixie rule)?"""
         if day.month not in self.months:
             return False
-        dom_ok = day.day in self.days_of_month
-        dow_ok = day.isoweekday() % 7 in self.days_of_week
+        dom_ok = day.day in self.days_of_month or _is_last_day(day, self.last_day_offsets)
+        dow_ok = day.isoweekday() % 7 in self.days_of_week or _is_nth_weekday(
+            day, self.nth_weekdays
+        )
         if self.dom_field_is_star or self.dow_field_is_star:
             return dom_ok and dow_ok
         return dom_ok or dow_ok
@@ -211,10 +230,17 @@ class CronExpression:
             day <= _MAX_DAYS_IN_MONTH[month - 1]
             for month in self.months
             for day in self.days_of_month
+        ) or any(
+            offset < _MAX_DAYS_IN_MONTH[month - 1]
+            for month in self.months
+            for offset in self.last_day_offsets
         ):
             return
+        named = [str(day) for day in sorted(self.days_of_month)] + [
+            "L" if offset == 0 else f"L-{offset}" for offset in sorted(self.last_day_offsets)
+        ]
         raise CronError(
-            f"cron {self.text!r}: day-of-month {_compact(self.days_of_month)} never occurs"
+            f"cron {self.text!r}: day-of-month {','.join(named)} never occurs"
             f" in month {_compact(self.months)}"
         )
 
@@ -229,7 +255,7 @@ def _parse_field(text: str, part: str, spec: _FieldSpec) -> frozenset[int]:
     return frozenset(values)
 
 
-def _parse_item(text: str, item: str, spec: _FieldSpec) -> range:
+def _parse_item(text: str, item: str, spec: _FieldSpec) -> Sequence[int]:
     where = f"cron {text!r}: {spec.name}"
     if not item:
         raise CronError(f"{where}: empty list item in {text.split()!r}")
@@ -248,7 +274,7 @@ def _parse_item(text: str, item: str, spec: _FieldSpec) -> range:
         if spec.name == "day-of-week" and high == 0 and low > 0:
             high = 7  # `sat-sun` reads naturally; Sunday closes the week here
         if high < low:
-            raise CronError(f"{where}: range {body!r} runs backwards")
+            return _wrapped_range(low, high, step, spec)
     elif slash:
         # `5/10` means `5-max/10`, as Quartz and croniter read it; the week ends on Saturday
         # there (7 is only an alias of Sunday, not a day after Saturday).
@@ -275,6 +301,91 @@ def _is_number(token: str) -> bool:
     """ASCII digits only: ``str.isdigit`` also accepts ``²`` or ``٣``, which `int` refuses or
     reads as a value nobody meant."""
     return token.isascii() and token.isdigit()
+
+
+def _wrapped_range(low: int, high: int, step: int, spec: _FieldSpec) -> Sequence[int]:
+    """`fri-mon`, `nov-feb`, `22-2/2`: from `low` to the end of the cycle, on from its start.
+
+    The step counts on across the wrap (`22-2/2` is 22, 0, 2), as croniter reads it. Weekdays
+    cycle over 0-6, so `7-2` (Sunday through Tuesday) is an ordinary range.
+    """
+    top = spec.high
+    if spec.name == "day-of-week":
+        top, low = 6, low % 7
+        if low <= high:
+            return range(low, high + 1, step)
+    cycle = [*range(low, top + 1), *range(spec.low, high + 1)]
+    return cycle[::step]
+
+
+#: The n of `fri#L`: the last such weekday of the month, whether it is the fourth or fifth.
+LAST_WEEK = -1
+
+
+def _split_last_days(text: str, part: str) -> tuple[str | None, frozenset[int]]:
+    """Take the `L` and `L-n` items out of a day-of-month field; the rest parses as usual.
+
+    The rest is None when every item was an `L` item (an empty string would hide `L,`).
+    """
+    plain, offsets = [], set()
+    for item in part.split(","):
+        upper = item.upper()
+        if not upper.startswith("L"):
+            plain.append(item)
+            continue
+        if upper == "L":
+            offsets.add(0)
+            continue
+        count = upper.removeprefix("L-")
+        if upper[1:2] != "-" or not _is_number(count) or not 0 <= int(count) <= 30:
+            raise CronError(
+                f"cron {text!r}: day-of-month {item!r} must be L (the last day) or L-n"
+                " with n from 0 to 30 (n days before the last day)"
+            )
+        offsets.add(int(count))
+    return (",".join(plain) if plain else None), frozenset(offsets)
+
+
+def _split_nth_weekdays(text: str, part: str) -> tuple[str | None, frozenset[tuple[int, int]]]:
+    """Take the `fri#2` and `fri#L` items out of a day-of-week field."""
+    plain, nths = [], set()
+    for item in part.split(","):
+        weekday_text, hash_sign, nth_text = item.partition("#")
+        if not hash_sign:
+            plain.append(item)
+            continue
+        where = f"cron {text!r}: day-of-week {item!r}"
+        lowered = weekday_text.lower()
+        if lowered in _WEEKDAY_NAMES:
+            weekday = _WEEKDAY_NAMES[lowered]
+        elif _is_number(weekday_text) and int(weekday_text) <= 7:
+            weekday = int(weekday_text) % 7
+        else:
+            raise CronError(f"{where}: before # must come one weekday (0-7 or sun-sat)")
+        if nth_text.upper() == "L":
+            nths.add((weekday, LAST_WEEK))
+        elif _is_number(nth_text) and 1 <= int(nth_text) <= 5:
+            nths.add((weekday, int(nth_text)))
+        else:
+            raise CronError(f"{where}: after # must come 1-5 or L (the last in the month)")
+    return (",".join(plain) if plain else None), frozenset(nths)
+
+
+def _is_last_day(day: date, offsets: frozenset[int]) -> bool:
+    if not offsets:
+        return False
+    last = calendar.monthrange(day.year, day.month)[1]
+    return last - day.day in offsets
+
+
+def _is_nth_weekday(day: date, nths: frozenset[tuple[int, int]]) -> bool:
+    if not nths:
+        return False
+    weekday = day.isoweekday() % 7
+    if (weekday, (day.day - 1) // 7 + 1) in nths:
+        return True
+    last = calendar.monthrange(day.year, day.month)[1]
+    return day.day + 7 > last and (weekday, LAST_WEEK) in nths
 
 
 def _first_greater(ordered: tuple[int, ...], value: int) -> int | None:

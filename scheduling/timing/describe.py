@@ -54,16 +54,25 @@ def describe_cron_fields(
     days_of_week: Sequence[int],
     dom_restricted: bool,
     dow_restricted: bool,
+    last_day_offsets: Sequence[int] = (),
+    nth_weekdays: Sequence[tuple[int, int]] = (),
 ) -> str:
     """Words for a cron expression given its expanded, sorted fields.
 
     `dom_restricted`/`dow_restricted` say whether the field text did not start with `*`, which
     decides whether a day must match both day fields or either (Vixie cron's rule).
+    `last_day_offsets` (`L` = 0, `L-3` = 3) and `nth_weekdays` ((5, 2) = `fri#2`, (5, -1) =
+    `fri#L`) are the day items that are not plain numbers.
     """
     phrase = _time_phrase(minutes, hours)
-    if len(days_of_month) == 1 and len(months) == 1 and len(days_of_week) == 7:
+    plain_days = not last_day_offsets and not nth_weekdays
+    if plain_days and len(days_of_month) == 1 and len(months) == 1 and len(days_of_week) == 7:
         return f"{phrase} on {_MONTHS[months[0]]} {days_of_month[0]}"
-    days = _day_phrase(days_of_month, days_of_week, dom_restricted, dow_restricted)
+    dom_words = [_last_day_words(offset) for offset in last_day_offsets]
+    dow_words = [_nth_weekday_words(weekday, nth) for weekday, nth in nth_weekdays]
+    days = _day_phrase(
+        days_of_month, days_of_week, dom_restricted, dow_restricted, dom_words, dow_words
+    )
     if days:
         phrase = f"{phrase} {days}"
     elif "every" not in phrase:
@@ -107,24 +116,46 @@ def _day_phrase(
     days_of_week: Sequence[int],
     dom_restricted: bool,
     dow_restricted: bool,
+    dom_words: Sequence[str] = (),
+    dow_words: Sequence[str] = (),
 ) -> str:
+    """`dom_words`/`dow_words` name the `L` and `#` items, which have no number of their own."""
     dom_text = ""
     day_step = _step_from_one(days_of_month, 31)
     if day_step:
-        dom_text = f"on every {_ordinal(day_step)} day of the month"
-    elif len(days_of_month) < 31:
-        dom_text = f"on {_plural_word('day', days_of_month)} {_listing(days_of_month)} of the month"
+        dom_text = f"on every {_ordinal(day_step)} day"
+    elif 0 < len(days_of_month) < 31:
+        dom_text = f"on {_plural_word('day', days_of_month)} {_listing(days_of_month)}"
+    if dom_words:
+        dom_text = f"{dom_text} and {_join(dom_words)}" if dom_text else f"on {_join(dom_words)}"
+    if dom_text:
+        dom_text += " of the month"
     dow_text = ""
-    if len(days_of_week) < 7:
+    if 0 < len(days_of_week) < 7:
         # Weeks read Monday first, so `sat,sun` is "Saturday and Sunday".
         monday_first = sorted((day + 6) % 7 for day in days_of_week)
         dow_text = f"on {_names(monday_first, _WEEKDAYS_FROM_MONDAY)}"
+    if dow_words:
+        dow_text = f"{dow_text} and {_join(dow_words)}" if dow_text else f"on {_join(dow_words)}"
     if dom_text and dow_text:
         if dom_restricted and dow_restricted:
             return f"{dom_text} or {dow_text}"
         weekdays = " or ".join(dow_text.removeprefix("on ").rsplit(" and ", 1))
         return f"{dom_text} if it falls on {weekdays}"
     return dom_text or dow_text
+
+
+def _last_day_words(offset: int) -> str:
+    if offset == 0:
+        return "the last day"
+    return f"the day {_plural(offset, 'day')} before the last day"
+
+
+_NTH_WORDS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", -1: "last"}
+
+
+def _nth_weekday_words(weekday: int, nth: int) -> str:
+    return f"the {_NTH_WORDS[nth]} {_WEEKDAYS_FROM_MONDAY[(weekday + 6) % 7]}"
 
 
 def _names(values: Sequence[int], names: Sequence[str]) -> str:

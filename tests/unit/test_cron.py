@@ -123,7 +123,14 @@ def test_macros(macro: str, equivalent: str) -> None:
         ("0 0 * * * *", "expected 5 fields"),
         ("*/0 * * * *", "minute: step '0' must be a positive whole number"),
         ("*/x * * * *", "minute: step 'x' must be a positive whole number"),
-        ("10-5 * * * *", "minute: range '10-5' runs backwards"),
+        ("0 0 L-31 * *", "day-of-month 'L-31' must be L (the last day) or L-n"),
+        ("0 0 LW * *", "day-of-month 'LW' must be L"),
+        ("0 0 L-30 2 *", "day-of-month L-30 never occurs in month 2"),
+        ("0 0 * * fri#6", "day-of-week 'fri#6': after # must come 1-5 or L"),
+        ("0 0 * * x#1", "day-of-week 'x#1': before # must come one weekday"),
+        ("0 0 * * fri#", "after # must come 1-5 or L"),
+        ("0 0 L, * *", "day-of-month: empty list item"),
+        ("0 L * * *", "hour: 'L' is not a number"),
         ("0 0 * foo *", "month: 'foo' is not a number or a name"),
         ("0 0 * * mon,,fri", "day-of-week: empty list item"),
         ("0 0 31 2 *", "day-of-month 31 never occurs in month 2"),
@@ -137,6 +144,65 @@ def test_bad_expressions_name_the_field_and_range(text: str, message: str) -> No
         parse(text)
 
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "values"),
+    [
+        ("0 0 * * fri-mon", "days_of_week", {5, 6, 0, 1}),
+        ("0 0 * * 5-1", "days_of_week", {5, 6, 0, 1}),
+        ("0 0 * * 7-2", "days_of_week", {0, 1, 2}),
+        ("0 0 * * 5-1/2", "days_of_week", {5, 0}),
+        ("0 0 * nov-feb *", "months", {11, 12, 1, 2}),
+        ("0 22-2 * * *", "hours", {22, 23, 0, 1, 2}),
+        ("0 22-2/2 * * *", "hours", {22, 0, 2}),
+        ("50-10/5 * * * *", "minutes", {50, 55, 0, 5, 10}),
+        ("0 0 28-3 * *", "days_of_month", {28, 29, 30, 31, 1, 2, 3}),
+    ],
+)
+def test_ranges_wrap_around_their_cycle(text: str, field: str, values: set[int]) -> None:
+    """The step counts on across the wrap, as croniter reads `22-2/2`."""
+    assert getattr(parse(text), field) == values
+
+
+@pytest.mark.parametrize(
+    ("text", "after", "expected"),
+    [
+        ("0 9 L * *", date(2026, 1, 1), [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31)]),
+        ("0 9 L 2 *", date(2027, 3, 1), [date(2028, 2, 29), date(2029, 2, 28)]),
+        ("0 9 L-1 * *", date(2026, 1, 1), [date(2026, 1, 30), date(2026, 2, 27)]),
+        ("0 9 L-28 2 *", date(2026, 1, 1), [date(2028, 2, 1), date(2032, 2, 1)]),
+        ("0 9 1,L * *", date(2026, 1, 2), [date(2026, 1, 31), date(2026, 2, 1)]),
+        ("0 9 * * fri#2", date(2026, 1, 1), [date(2026, 1, 9), date(2026, 2, 13)]),
+        ("0 9 * * 5#L", date(2026, 1, 1), [date(2026, 1, 30), date(2026, 2, 27)]),
+        ("0 9 * * sun#5", date(2026, 1, 1), [date(2026, 3, 29), date(2026, 5, 31)]),
+        ("0 9 * * 7#1", date(2026, 1, 1), [date(2026, 1, 4), date(2026, 2, 1)]),
+        ("0 9 * * mon#1,fri#L", date(2026, 1, 1), [date(2026, 1, 5), date(2026, 1, 30)]),
+        ("0 9 * * 2,5#L", date(2026, 1, 24), [date(2026, 1, 27), date(2026, 1, 30)]),
+        # Both day fields restricted: either may match (Vixie); a `*` prefix: both must.
+        ("0 9 L * mon#1", date(2026, 1, 1), [date(2026, 1, 5), date(2026, 1, 31)]),
+        ("0 9 */2 * fri#L", date(2026, 1, 1), [date(2026, 2, 27), date(2026, 3, 27)]),
+    ],
+)
+def test_last_day_and_nth_weekday(text: str, after: date, expected: list[date]) -> None:
+    expression = parse(text)
+    wall = datetime.combine(after, datetime.min.time())
+    found = []
+    for _ in expected:
+        following = expression.next_wall_time(wall, inclusive=False)
+        assert following is not None
+        found.append(following.date())
+        wall = following
+
+    assert found == expected
+
+
+def test_last_day_and_nth_weekday_take_part_in_equality() -> None:
+    assert parse("0 9 L * *") == parse("0 9 l * *")
+    assert parse("0 9 L * *") != parse("0 9 L-1 * *")
+    assert parse("0 9 * * fri#L") == parse("0 9 * * 5#l")
+    assert parse("0 9 * * fri#1") != parse("0 9 * * fri#2")
+    assert pickle.loads(pickle.dumps(parse("0 9 L-2 * mon#3"))) == parse("0 9 L-2 * mon#3")  # noqa: S301
 
 
 def test_cron_error_is_a_value_error() -> None:
@@ -275,6 +341,14 @@ def test_value_semantics() -> None:
             "30 4 */2 * sat,sun",
             "at 04:30 on every 2nd day of the month if it falls on Saturday or Sunday",
         ),
+        ("0 9 L * *", "at 09:00 on the last day of the month"),
+        ("0 9 L-3 * *", "at 09:00 on the day 3 days before the last day of the month"),
+        ("0 9 1,L * *", "at 09:00 on day 1 and the last day of the month"),
+        ("0 9 * * fri#2", "at 09:00 on the second Friday"),
+        ("0 9 * * mon#1,fri#L", "at 09:00 on the first Monday and the last Friday"),
+        ("0 9 * * 2,5#L", "at 09:00 on Tuesday and the last Friday"),
+        ("0 9 L * fri#1", "at 09:00 on the last day of the month or on the first Friday"),
+        ("0 9 * * fri-mon", "at 09:00 on Monday and Friday through Sunday"),
     ],
 )
 def test_describe(text: str, words: str) -> None:
