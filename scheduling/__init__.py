@@ -20,6 +20,7 @@ from scheduling.errors import (
     StoreError,
 )
 from scheduling.timing.cron import CronExpression
+from scheduling.timing.solar import SolarTimetable
 from scheduling.timing.timetables import (
     CronTimetable,
     IntervalTimetable,
@@ -41,6 +42,7 @@ __all__ = [
     "ScheduleValidationError",
     "SchedulingError",
     "Settings",
+    "SolarTimetable",
     "StoreError",
     "Timetable",
     "compile_celery_config",

@@ -25,6 +25,7 @@ from kombu import Exchange, Queue
 from scheduling.config.loading import route_for
 from scheduling.config.settings import AUTO_EXPIRES_CAP, QueueType, ScheduleEntry, Settings
 from scheduling.timing.cron import CronExpression
+from scheduling.timing.solar import SolarTimetable
 from scheduling.timing.timetables import (
     UNIX_EPOCH,
     CronTimetable,
@@ -70,6 +71,12 @@ def entry_timetable(entry: ScheduleEntry, settings: Settings) -> Timetable:
     if entry.cron is not None:
         return CronTimetable(
             CronExpression.parse(entry.cron), zone, start=entry.start, end=entry.end
+        )
+    if entry.solar is not None:
+        assert entry.latitude is not None
+        assert entry.longitude is not None
+        return SolarTimetable(
+            entry.solar, entry.latitude, entry.longitude, zone, start=entry.start, end=entry.end
         )
     assert entry.at is not None
     return OneOffTimetable(entry.at, zone)

@@ -132,5 +132,5 @@ def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
             index += 1
         index += 1
     if isinstance(model, type) and issubclass(model, BaseModel):
-        return [name for name in model.model_fields if name != "solar"]
+        return list(model.model_fields)
     return []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from scheduling.config.durations import Duration, format_duration
 from scheduling.timing.cron import CronExpression
+from scheduling.timing.solar import SolarEvent
 
 ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}\Z")
 r"""Used with ``match``; ``\Z`` (not ``$``) so a trailing newline is refused."""
@@ -65,7 +66,9 @@ QueueType = Literal["classic", "quorum"]
 NODE_SEPARATOR = ";"
 """Separates a cluster's node URLs in one string (the fail-over form kombu and Celery take)."""
 OverlapPolicy = Literal["allow", "skip"]
-SCHEDULE_KINDS = ("every", "cron", "at")
+SCHEDULE_KINDS = ("every", "cron", "at", "solar")
+SOLAR_PLACE = ("latitude", "longitude")
+"""The fields a `solar` entry needs besides the event, and that no other kind takes."""
 
 
 class StrictModel(BaseModel):
@@ -255,13 +258,19 @@ class WorkerSettings(StrictModel):
 
 
 class ScheduleEntry(StrictModel):
-    """One `[schedule.<name>]` table. Exactly one of `every`, `cron`, `at` says when."""
+    """One `[schedule.<name>]` table. Exactly one of `every`, `cron`, `at`, `solar` says when.
+
+    `solar` names an event as Celery's solar schedule does (`sunset`, `dawn_civil`, ...) and
+    needs `latitude` and `longitude` (degrees, north and east positive).
+    """
 
     task: str = Field(min_length=1)
     every: Duration | None = None
     cron: CronText | None = None
     at: AwareDatetime | None = None
-    solar: Any = None
+    solar: SolarEvent | None = None
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
     timezone: ZoneName | None = None
     queue: str | None = None
     args: list[JsonValue] = []
@@ -277,15 +286,6 @@ class ScheduleEntry(StrictModel):
     enabled: bool = True
     description: str = ""
 
-    @field_validator("solar")
-    @classmethod
-    def _no_solar(cls, value: Any) -> Any:
-        if value is not None:
-            raise ValueError(
-                "solar schedules are not supported yet; use cron in the entry's timezone"
-            )
-        return value
-
     @field_validator("every")
     @classmethod
     def _every_positive(cls, value: timedelta | None) -> timedelta | None:
@@ -298,7 +298,12 @@ class ScheduleEntry(StrictModel):
         given = [kind for kind in SCHEDULE_KINDS if getattr(self, kind) is not None]
         if len(given) != 1:
             found = ", ".join(given) if given else "none"
-            raise ValueError(f"exactly one of every, cron, at is required (found: {found})")
+            raise ValueError(f"exactly one of every, cron, at, solar is required (found: {found})")
+        place = [name for name in SOLAR_PLACE if getattr(self, name) is not None]
+        if self.solar is not None and len(place) != len(SOLAR_PLACE):
+            raise ValueError("solar needs latitude and longitude (degrees, north and east > 0)")
+        if self.solar is None and place:
+            raise ValueError(f"{' and '.join(place)} only go with solar")
         if self.start and self.end and self.end <= self.start:
             raise ValueError("end must be after start")
         if self.every is not None and self.jitter >= self.every:
@@ -306,9 +311,11 @@ class ScheduleEntry(StrictModel):
         return self
 
     @property
-    def kind(self) -> Literal["every", "cron", "at"]:
+    def kind(self) -> Literal["every", "cron", "at", "solar"]:
         if self.every is not None:
             return "every"
+        if self.solar is not None:
+            return "solar"
         return "cron" if self.cron is not None else "at"
 
 

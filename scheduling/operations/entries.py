@@ -24,7 +24,13 @@ from scheduling.broker.publisher import BatchPublishError, OutgoingRun
 from scheduling.broker.topology import QueueStatus
 from scheduling.config.compiler import CompiledEntry, compile_entry, expiry, resolve_queue
 from scheduling.config.registry import entry_task_problems
-from scheduling.config.settings import ENTRY_NAME, SCHEDULE_KINDS, ScheduleEntry, Settings
+from scheduling.config.settings import (
+    ENTRY_NAME,
+    SCHEDULE_KINDS,
+    SOLAR_PLACE,
+    ScheduleEntry,
+    Settings,
+)
 from scheduling.errors import (
     BrokerUnavailable,
     EntryNotFound,
@@ -125,13 +131,17 @@ def check_entry(
 def patched_definition(current: ScheduleEntry, patch: Mapping[str, Any]) -> ScheduleEntry:
     """JSON merge patch (RFC 7396) of a definition; ``null`` resets a field to its default.
 
-    Setting one of ``every``/``cron``/``at`` replaces the entry's current kind, so switching an
-    interval entry to cron needs only ``{"cron": "..."}``. Raises pydantic's ValidationError.
+    Setting one of ``every``/``cron``/``at``/``solar`` replaces the entry's current kind, so
+    switching an interval entry to cron needs only ``{"cron": "..."}`` (a solar entry's
+    ``latitude`` and ``longitude`` go with its kind). Raises pydantic's ValidationError.
     """
     merged: dict[str, Any] = current.model_dump(mode="json", exclude_none=True, exclude_unset=True)
     if any(kind in patch for kind in SCHEDULE_KINDS):
         for kind in SCHEDULE_KINDS:
             merged.pop(kind, None)
+        if patch.get("solar") is None:
+            for place in SOLAR_PLACE:
+                merged.pop(place, None)
     for key, value in patch.items():
         if value is None:
             merged.pop(key, None)

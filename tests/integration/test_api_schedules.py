@@ -315,3 +315,49 @@ def test_runs_of_an_entry(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.get_json() == {"items": [], "next": None}
     assert client.get("/api/v1/schedules/nope/runs", headers=READ).status_code == 404
+
+
+def test_solar_entries_are_created_previewed_and_switched_back(client: FlaskClient) -> None:
+    body = create(
+        client,
+        "lights-on",
+        every=None,
+        solar="sunset",
+        latitude=51.5074,
+        longitude=-0.1278,
+        timezone="Europe/London",
+    )
+    assert body["solar"] == "sunset"
+    assert body["status"]["schedule"] == "at sunset at 51.51°N 0.1278°W"
+    preview = client.get(
+        "/api/v1/schedules/lights-on/next?count=2&after=2026-06-21T00:00:00Z", headers=READ
+    ).get_json()
+    # London's midsummer sunset is 21:21 BST; the tables and the timetable agree to a minute.
+    first = datetime.fromisoformat(preview["fire_times"][0])
+    assert abs(first - datetime(2026, 6, 21, 20, 21, tzinfo=UTC)) < timedelta(minutes=2)
+    assert preview["fire_times_local"][0].startswith("2026-06-21T21:2")
+
+    switched = client.patch(
+        "/api/v1/schedules/lights-on", json={"cron": "0 8 * * *"}, headers=WRITE
+    )
+    assert switched.status_code == 200, switched.get_json()
+    assert {"solar", "latitude", "longitude"}.isdisjoint(switched.get_json())
+
+
+def test_solar_without_a_place_is_a_422(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/v1/schedules",
+        json={"name": "dusk", "task": HEARTBEAT, "solar": "dusk_civil", "latitude": 10},
+        headers=WRITE,
+    )
+    assert response.status_code == 422
+    assert "solar needs latitude and longitude" in response.get_data(as_text=True)
+    assert client.get("/api/v1/schedules/dusk", headers=READ).status_code == 404
+
+
+def test_cron_dialect_last_friday_previews(client: FlaskClient) -> None:
+    create(client, "payday", every=None, cron="0 18 * * fri#L", timezone="UTC")
+    preview = client.get(
+        "/api/v1/schedules/payday/next?count=2&after=2026-01-01T00:00:00Z", headers=READ
+    ).get_json()
+    assert preview["fire_times"] == ["2026-01-30T18:00:00Z", "2026-02-27T18:00:00Z"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,6 +15,7 @@ from scheduling.config.compiler import (
 )
 from scheduling.config.loading import load_settings
 from scheduling.config.settings import Settings
+from scheduling.timing.solar import SolarTimetable
 from scheduling.timing.timetables import CronTimetable, IntervalTimetable, OneOffTimetable
 
 BODY = """
@@ -135,3 +137,17 @@ def test_scheduler_mode_selects_the_beat_scheduler(write_settings: Callable[[str
         load_settings(write_settings("[beat]\nscheduler = 'database'\n"))
     )
     assert database["beat_scheduler"] == "scheduling.beat.scheduler:DatabaseScheduler"
+
+
+def test_solar_entries_compile_to_solar_timetables(write_settings: Callable[[str], Path]) -> None:
+    settings = load_settings(
+        write_settings(
+            '[schedule.lights]\ntask = "heartbeat"\nsolar = "dusk_civil"\n'
+            "latitude = 59.33\nlongitude = 18.07\ntimezone = 'Europe/Stockholm'\n"
+        )
+    )
+    schedule = compile_celery_config(settings)["beat_schedule"]["lights"]
+    assert schedule["schedule"] == SolarTimetable(
+        "dusk_civil", 59.33, 18.07, ZoneInfo("Europe/Stockholm")
+    )
+    assert schedule["options"]["expires"] == 3600.0

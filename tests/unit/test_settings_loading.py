@@ -84,15 +84,27 @@ def test_toml_syntax_error_names_line_and_column(write_settings: Write) -> None:
         ),
         (
             "[schedule.ping]\ntask = 't'\nevery = '1m'\ncron = '* * * * *'\n",
-            "schedule.ping: exactly one of every, cron, at is required (found: every, cron)",
+            "schedule.ping: exactly one of every, cron, at, solar is required (found: every, cron)",
         ),
         (
             "[schedule.ping]\ntask = 't'\n",
-            "schedule.ping: exactly one of every, cron, at is required (found: none)",
+            "schedule.ping: exactly one of every, cron, at, solar is required (found: none)",
         ),
         (
             "[schedule.ping]\ntask = 't'\nsolar = 'sunrise'\n",
-            "schedule.ping.solar: solar schedules are not supported yet",
+            "schedule.ping: solar needs latitude and longitude",
+        ),
+        (
+            "[schedule.ping]\ntask = 't'\nsolar = 'sundown'\nlatitude = 1\nlongitude = 2\n",
+            "schedule.ping.solar: Input should be 'dawn_astronomical'",
+        ),
+        (
+            "[schedule.ping]\ntask = 't'\nsolar = 'sunset'\nlatitude = 91\nlongitude = 2\n",
+            "schedule.ping.latitude: Input should be less than or equal to 90",
+        ),
+        (
+            "[schedule.ping]\ntask = 't'\nevery = '1h'\nlatitude = 50.1\n",
+            "schedule.ping: latitude only go with solar",
         ),
         ("[schedule.ping]\nevery = '1m'\n", "schedule.ping.task: required field is missing"),
         (

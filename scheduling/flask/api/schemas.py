@@ -88,12 +88,12 @@ SchedulePatch: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __config__=ConfigDict(extra="forbid", hide_input_in_errors=True),
     __doc__=(
         "``PATCH /schedules/{name}``: a JSON merge patch (RFC 7396) of the definition. ``null`` "
-        "resets a field to its default; setting one of every/cron/at replaces the current kind."
+        "resets a field to its default; setting one of every/cron/at/solar replaces the current"
+        " kind."
     ),
     **{
         field_name: (_optional(info.annotation), None)
         for field_name, info in ScheduleEntry.model_fields.items()
-        if field_name != "solar"
     },
     status=(dict[str, Any] | None, READ_ONLY_STATUS),
 )
