@@ -39,12 +39,15 @@ def sync_schedule(
     settings: Settings,
     now: datetime,
     progress: Callable[[int], None] | None = None,
+    *,
+    actor: str = "settings.toml",
 ) -> SyncSummary:
     """Write the config-owned entries of `settings` to the store (create, update, prune).
 
     Each entry's first slot after `now` goes along; the store uses it only for new entries and
     changed definitions, so an unchanged entry keeps its place in time. API-owned entries are
-    never touched; a config name that an API entry already has is a `ConfigError`.
+    never touched; a config name that an API entry already has is a `ConfigError`. The
+    entries' history names `actor` (``settings:<path>``) for each change.
     """
     next_runs: dict[str, datetime | None] = {}
     for index, (name, entry) in enumerate(settings.schedule.items(), start=1):
@@ -53,7 +56,7 @@ def sync_schedule(
             progress(1000)
     if progress is not None:
         progress(len(next_runs) % 1000)
-    return store.sync_config(settings.schedule, next_runs)
+    return store.sync_config(settings.schedule, next_runs, actor=actor)
 
 
 class SettingsWatcher:

@@ -244,7 +244,9 @@ class DatabaseScheduler(Scheduler):
 
     def _sync_settings(self, settings: Settings) -> None:
         assert self.store is not None
-        summary = sync_schedule(self.store, settings, datetime.now(UTC))
+        summary = sync_schedule(
+            self.store, settings, datetime.now(UTC), actor=f"settings:{self.source}"
+        )
         if summary.changed:
             logger.info(
                 "settings synced: %d created, %d updated, %d pruned, %d unchanged",

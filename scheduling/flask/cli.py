@@ -7,6 +7,7 @@ The `Periodic` extension registers the groups on the app it is given (never as g
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from scheduling.config.registry import document_task_problems, validate_against_
 from scheduling.config.settings import Settings
 from scheduling.errors import BrokerUnavailable, ConfigError, EntryNotFound, StoreError
 from scheduling.flask.services import PERIODIC, Services
-from scheduling.operations.entries import run_now
+from scheduling.operations.entries import record_run_now, run_now
 from scheduling.store import EntryRecord, Store
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -50,6 +51,14 @@ BROKER_HINT = (
     "PERIODIC_BROKER__URL=amqp://periodic:$RABBITMQ_PASSWORD@127.0.0.1:5672/periodic; then run "
     "it again."
 )
+
+
+def cli_actor() -> str:
+    """Who the entry's history names for a command run by hand: the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli"
 
 
 def settings_option(command: Command) -> Command:
@@ -306,12 +315,15 @@ def sync_command(settings_file: Path | None, as_json: bool) -> None:
     """Write the entries of settings.toml to the store (create, update, prune); beat does too."""
     settings, _, source = load_checked(settings_file, as_json)
     store = open_store(settings)
+    actor = f"settings:{source}"
     try:
         if as_json or len(settings.schedule) < 1000:
-            summary = sync_schedule(store, settings, datetime.now(UTC))
+            summary = sync_schedule(store, settings, datetime.now(UTC), actor=actor)
         else:
             with click.progressbar(length=len(settings.schedule), label="syncing") as bar:
-                summary = sync_schedule(store, settings, datetime.now(UTC), progress=bar.update)
+                summary = sync_schedule(
+                    store, settings, datetime.now(UTC), progress=bar.update, actor=actor
+                )
     except ConfigError as error:
         click.echo(str(error), err=True)
         sys.exit(1)
@@ -364,6 +376,8 @@ def run_command(name: str, settings_file: Path | None, as_json: bool) -> None:
     except StoreError as error:
         click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)
         sys.exit(1)
+    else:
+        record_run_now(store, name, cli_actor(), run.task_id)
     finally:
         publisher.close()
         store.close()

@@ -39,7 +39,7 @@ from scheduling.errors import (
     PublishError,
     StoreError,
 )
-from scheduling.store import EntryRecord, ManualRun, RunRecord, RunState, Store
+from scheduling.store import EntryRecord, HistoryRecord, ManualRun, RunRecord, RunState, Store
 
 __all__ = [
     "BrokerUnavailable",
@@ -53,6 +53,7 @@ __all__ = [
     "check_entry",
     "create_entry",
     "delete_entry",
+    "entry_history",
     "entry_view",
     "initial_next_run",
     "list_entries",
@@ -61,6 +62,7 @@ __all__ = [
     "pause_entry",
     "put_entry",
     "queue_views",
+    "record_run_now",
     "replace_entry",
     "resume_entry",
     "run_now",
@@ -167,11 +169,12 @@ def create_entry(
     name: str,
     definition: ScheduleEntry,
     now: datetime,
+    actor: str = "unknown",
 ) -> EntryRecord:
     """A new API-owned entry; `EntryExists` if the name is taken (by the API or the file)."""
     compiled = check_entry(name, definition, settings, registry)
     return store.create_entry(
-        name, definition, owner="api", next_run_at=initial_next_run(compiled, now)
+        name, definition, owner="api", next_run_at=initial_next_run(compiled, now), actor=actor
     )
 
 
@@ -182,10 +185,12 @@ def replace_entry(
     name: str,
     definition: ScheduleEntry,
     now: datetime,
+    actor: str = "unknown",
 ) -> EntryRecord:
     """Redefine an API-owned entry; `ConfigOwnedEntry` for one settings.toml declares."""
     compiled = check_entry(name, definition, settings, registry)
-    return store.replace_entry(name, definition, next_run_at=initial_next_run(compiled, now))
+    next_run = initial_next_run(compiled, now)
+    return store.replace_entry(name, definition, next_run_at=next_run, actor=actor)
 
 
 def put_entry(
@@ -195,25 +200,58 @@ def put_entry(
     name: str,
     definition: ScheduleEntry,
     now: datetime,
+    actor: str = "unknown",
 ) -> tuple[EntryRecord, bool]:
     """Replace the entry, or create it when there is none; True when it was created."""
     compiled = check_entry(name, definition, settings, registry)
     next_run = initial_next_run(compiled, now)
     try:
-        return store.replace_entry(name, definition, next_run_at=next_run), False
+        return store.replace_entry(name, definition, next_run_at=next_run, actor=actor), False
     except EntryNotFound:
-        return store.create_entry(name, definition, owner="api", next_run_at=next_run), True
+        created = store.create_entry(
+            name, definition, owner="api", next_run_at=next_run, actor=actor
+        )
+        return created, True
 
 
-def delete_entry(store: Store, name: str) -> None:
-    store.delete_entry(name)
+def delete_entry(store: Store, name: str, actor: str = "unknown") -> None:
+    store.delete_entry(name, actor=actor)
 
 
-def pause_entry(store: Store, name: str) -> EntryRecord:
-    return store.set_paused(name, True)
+def pause_entry(store: Store, name: str, actor: str = "unknown") -> EntryRecord:
+    return store.set_paused(name, True, actor=actor)
 
 
-def resume_entry(store: Store, settings: Settings, name: str, now: datetime) -> EntryRecord:
+def record_run_now(store: Store, name: str, actor: str, task_id: str) -> None:
+    """Put a started run-now in the entry's history (after the run, in its own transaction).
+
+    The run has started by then, so a store fault here is logged rather than raised: the
+    caller must still learn that its run is under way.
+    """
+    try:
+        store.record_entry_action(name, "run_now", actor, {"task_id": task_id})
+    except StoreError:
+        logger.warning("could not record run-now of %r by %s in its history", name, actor)
+
+
+def entry_history(
+    store: Store, name: str, *, before_id: int | None, limit: int
+) -> tuple[list[HistoryRecord], int | None]:
+    """A page of the entry's history, newest first, and the cursor of the next page.
+
+    A deleted entry still has its history; a name that never had either is `EntryNotFound`.
+    """
+    records = store.entry_history(name, before_id=before_id, limit=limit + 1)
+    if not records and before_id is None and store.get_entry(name) is None:
+        raise EntryNotFound(f"no schedule entry named {name!r}")
+    more = len(records) > limit
+    records = records[:limit]
+    return records, records[-1].id if more else None
+
+
+def resume_entry(
+    store: Store, settings: Settings, name: str, now: datetime, actor: str = "unknown"
+) -> EntryRecord:
     """Resume without a burst: slots that fell inside the pause are not caught up.
 
     The next run moves to the first slot after now (while the entry is still paused, so beat
@@ -225,7 +263,7 @@ def resume_entry(store: Store, settings: Settings, name: str, now: datetime) -> 
     if record.paused and (record.next_run_at is None or record.next_run_at <= now):
         compiled = compile_entry(name, record.definition, settings)
         store.set_next_run(name, initial_next_run(compiled, now))
-    return store.set_paused(name, False)
+    return store.set_paused(name, False, actor=actor)
 
 
 RunOutcome = RunRecord | Exception

@@ -4,6 +4,7 @@ All SQL of the project lives in this package. Datetimes go in and come out as aw
 transient database faults raise `scheduling.errors.StoreError`, chained to their cause.
 """
 
+from scheduling.store.history import HISTORY_ACTIONS, HistoryAction, HistoryRecord
 from scheduling.store.index import EntryIndexRow
 from scheduling.store.records import (
     FINISHED_STATES,
@@ -24,6 +25,7 @@ from scheduling.store.tallies import Histogram, Tallies
 
 __all__ = [
     "FINISHED_STATES",
+    "HISTORY_ACTIONS",
     "LEDGER_ONLY_STATES",
     "SCHEMA_VERSION",
     "UNFINISHED_STATES",
@@ -31,6 +33,8 @@ __all__ = [
     "EntryIndexRow",
     "EntryRecord",
     "Histogram",
+    "HistoryAction",
+    "HistoryRecord",
     "LeaseRecord",
     "ManualRun",
     "RunRecord",

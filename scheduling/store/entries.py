@@ -16,6 +16,13 @@ from sqlalchemy import Connection, func, select, update
 from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import ConfigOwnedEntry, EntryExists, EntryNotFound, StoreError
 from scheduling.store.changes import ChangeFeed, bump_change_seq
+from scheduling.store.history import (
+    HistoryAction,
+    HistoryRow,
+    definition_changes,
+    stored_definition,
+    write_history,
+)
 from scheduling.store.records import EntryRecord
 from scheduling.store.rows import (
     ENTRY_COLUMNS,
@@ -112,8 +119,10 @@ class EntryOperations(ChangeFeed):
         *,
         owner: Literal["config", "api"] = "api",
         next_run_at: datetime | None,
+        actor: str = "unknown",
     ) -> EntryRecord:
         now = datetime.now(UTC)
+        text = definition_json(definition)
         with self._db.write() as conn:
             existing = conn.execute(
                 select(entries.c.owner).where(entries.c.name == name)
@@ -126,7 +135,7 @@ class EntryOperations(ChangeFeed):
                 entries.insert().values(
                     name=name,
                     owner=owner,
-                    definition=definition_json(definition),
+                    definition=text,
                     enabled=definition.enabled,
                     jitter_us=jitter_us(definition),
                     paused=False,
@@ -140,41 +149,62 @@ class EntryOperations(ChangeFeed):
                 )
             )
             self._forget_tombstones(conn, [name])
+            details = {"definition": stored_definition(text)}
+            write_history(conn, [HistoryRow(name, "create", actor, details)], now)
             return self._select_entry(conn, name)
 
     def replace_entry(
-        self, name: str, definition: ScheduleEntry, *, next_run_at: datetime | None
+        self,
+        name: str,
+        definition: ScheduleEntry,
+        *,
+        next_run_at: datetime | None,
+        actor: str = "unknown",
     ) -> EntryRecord:
         """Redefine an API-owned entry; pause state, progress and history are kept."""
+        text = definition_json(definition)
+        now = datetime.now(UTC)
         with self._db.write() as conn:
             if self._lock_entry_owner(conn, name) == "config":
                 raise ConfigOwnedEntry(config_owned_message(name))
+            before = conn.execute(
+                select(entries.c.definition).where(entries.c.name == name)
+            ).scalar_one()
             seq = bump_change_seq(conn, 1)
             conn.execute(
                 update(entries)
                 .where(entries.c.name == name)
                 .values(
-                    definition=definition_json(definition),
+                    definition=text,
                     enabled=definition.enabled,
                     jitter_us=jitter_us(definition),
                     next_run_at=next_run_at,
                     version=entries.c.version + 1,
                     change_seq=seq,
-                    updated_at=datetime.now(UTC),
+                    updated_at=now,
                 )
             )
+            details = {"changes": definition_changes(str(before), text)}
+            write_history(conn, [HistoryRow(name, "update", actor, details)], now)
             return self._select_entry(conn, name)
 
-    def delete_entry(self, name: str) -> None:
-        """Delete an API-owned entry; its runs stay in the ledger as history."""
+    def delete_entry(self, name: str, *, actor: str = "unknown") -> None:
+        """Delete an API-owned entry; its runs stay in the ledger and its history is kept."""
+        now = datetime.now(UTC)
         with self._db.write() as conn:
             if self._lock_entry_owner(conn, name) == "config":
                 raise ConfigOwnedEntry(config_owned_message(name))
+            before = conn.execute(
+                select(entries.c.definition).where(entries.c.name == name)
+            ).scalar_one()
             seq = bump_change_seq(conn, 1)
-            self._bury(conn, [name], seq, datetime.now(UTC))
+            self._bury(conn, [name], seq, now)
+            details = {"definition": stored_definition(str(before))}
+            write_history(conn, [HistoryRow(name, "delete", actor, details)], now)
 
-    def set_paused(self, name: str, paused: bool) -> EntryRecord:
+    def set_paused(self, name: str, paused: bool, *, actor: str = "unknown") -> EntryRecord:
         """Pause or resume any entry; a no-op write (already in that state) changes nothing."""
+        now = datetime.now(UTC)
         with self._db.write() as conn:
             self._lock_entry_owner(conn, name)
             current = self._select_entry(conn, name)
@@ -188,9 +218,11 @@ class EntryOperations(ChangeFeed):
                     paused=paused,
                     version=entries.c.version + 1,
                     change_seq=seq,
-                    updated_at=datetime.now(UTC),
+                    updated_at=now,
                 )
             )
+            action: HistoryAction = "pause" if paused else "resume"
+            write_history(conn, [HistoryRow(name, action, actor, {})], now)
             return self._select_entry(conn, name)
 
     def set_next_run(self, name: str, next_run_at: datetime | None) -> None:

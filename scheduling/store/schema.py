@@ -243,6 +243,20 @@ deliveries = Table(
 )
 """How often a worker received each task id; past worker.max_deliveries it dead-letters."""
 
+entry_history = Table(
+    "periodic_entry_history",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("entry", String(NAME_LENGTH), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("details", Text, nullable=False),
+    Index("ix_periodic_entry_history_entry_id", "entry", text("id DESC")),
+    Index("ix_periodic_entry_history_at", "at"),
+)
+"""Who changed which entry, when and how (v3); kept as long as finished runs (`purge_runs`)."""
+
 LEASE_NAME = "beat"
 
 
@@ -288,9 +302,15 @@ def _add_jitter_v2(conn: Connection) -> None:
         )
 
 
+def _add_entry_history_v3(conn: Connection) -> None:
+    """The audit trail of entry changes; earlier changes were never recorded, so it starts empty."""
+    entry_history.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_v1),
     (2, _add_jitter_v2),
+    (3, _add_entry_history_v3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

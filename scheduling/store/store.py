@@ -5,6 +5,7 @@ from __future__ import annotations
 from scheduling.store.claims import SlotClaims
 from scheduling.store.database import Database
 from scheduling.store.entries import EntryOperations
+from scheduling.store.history import EntryHistory
 from scheduling.store.index import EntryIndex
 from scheduling.store.lease import LeaseOperations
 from scheduling.store.runs import RunLedger
@@ -14,7 +15,14 @@ from scheduling.store.tallies import LedgerTallies
 
 
 class Store(
-    ConfigSync, EntryOperations, EntryIndex, SlotClaims, RunLedger, LeaseOperations, LedgerTallies
+    ConfigSync,
+    EntryOperations,
+    EntryIndex,
+    SlotClaims,
+    RunLedger,
+    LeaseOperations,
+    LedgerTallies,
+    EntryHistory,
 ):
     """Entries, the run ledger and the lease over one SQLAlchemy engine (thread-safe).
 

@@ -16,6 +16,12 @@ from sqlalchemy.sql.expression import bindparam
 from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import ConfigError
 from scheduling.store.changes import ChangeFeed, bump_change_seq
+from scheduling.store.history import (
+    HistoryRow,
+    definition_changes,
+    stored_definition,
+    write_history,
+)
 from scheduling.store.records import Owner, SyncSummary
 from scheduling.store.rows import chunks, definition_json, jitter_us
 from scheduling.store.schema import entries
@@ -25,14 +31,19 @@ class ConfigSync(ChangeFeed):
     """Bulk writes; mixed into `Store`, which provides `_db`."""
 
     def sync_config(
-        self, entries_in: Mapping[str, ScheduleEntry], next_runs: Mapping[str, datetime | None]
+        self,
+        entries_in: Mapping[str, ScheduleEntry],
+        next_runs: Mapping[str, datetime | None],
+        *,
+        actor: str = "settings.toml",
     ) -> SyncSummary:
         """Make the config-owned rows equal `entries_in`, in one transaction.
 
         New names are created, changed definitions (by JSON) replaced with their `next_runs`
         value, missing names pruned; unchanged rows keep their next_run_at and progress. API-owned
         rows and every pause flag are left alone. A config name that an API entry already uses
-        is a ConfigError naming it, and nothing is written.
+        is a ConfigError naming it, and nothing is written. Each created, changed and pruned
+        entry gets a history record by `actor` (``settings:<path>``), in the same transaction.
         """
         wanted = {name: definition_json(definition) for name, definition in entries_in.items()}
         now = datetime.now(UTC)
@@ -90,6 +101,9 @@ class ConfigSync(ChangeFeed):
                     now=now,
                 )
                 self._bury(conn, pruned, first + len(created) + len(updated), now)
+                write_history(
+                    conn, _sync_history(created, updated, pruned, wanted, existing, actor), now
+                )
         return SyncSummary(
             created=created,
             updated=updated,
@@ -202,3 +216,28 @@ class ConfigSync(ChangeFeed):
         ]
         for part in chunks(params):
             conn.execute(statement, list(part))
+
+
+def _sync_history(
+    created: Sequence[str],
+    updated: Sequence[str],
+    pruned: Sequence[str],
+    wanted: Mapping[str, str],
+    existing: Mapping[str, tuple[str, str]],
+    actor: str,
+) -> list[HistoryRow]:
+    rows = [
+        HistoryRow(name, "create", actor, {"definition": stored_definition(wanted[name])})
+        for name in created
+    ]
+    rows.extend(
+        HistoryRow(
+            name, "update", actor, {"changes": definition_changes(existing[name][1], wanted[name])}
+        )
+        for name in updated
+    )
+    rows.extend(
+        HistoryRow(name, "delete", actor, {"definition": stored_definition(existing[name][1])})
+        for name in pruned
+    )
+    return rows

@@ -1,4 +1,4 @@
-"""`purge_runs`: retention for the run ledger."""
+"""`purge_runs`: retention for the run ledger and the entries' history (one policy for both)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,17 @@ PURGE_BATCH = 1000
 
 
 def purge_finished_runs(store: Store, older_than: timedelta, now: datetime) -> int:
-    """Delete finished runs that ended before ``now - older_than``; return how many."""
+    """Delete finished runs that ended before ``now - older_than``; return how many.
+
+    History records made before the same instant go too, so "how far back can I see" has one
+    answer for runs and for changes.
+    """
     if older_than <= timedelta(0):
         raise ValueError("older_than must be a positive duration")
-    return store.purge_runs(now - older_than, batch_size=PURGE_BATCH)
+    purged = store.purge_runs(now - older_than, batch_size=PURGE_BATCH)
+    changes = store.purge_history(now - older_than, batch_size=PURGE_BATCH)
+    logger.info("purged %d history record(s) older than %s", changes, now - older_than)
+    return purged
 
 
 @shared_task(bind=True, base=PeriodicTask, name="scheduling.tasks.maintenance.purge_runs")

@@ -1,4 +1,5 @@
-"""``/api/v1/schedules``: list, create, read, redefine, delete, pause, resume, run now, preview.
+"""``/api/v1/schedules``: list, create, read, redefine, delete, pause, resume, run now, preview,
+and each entry's runs and history.
 
 Each view does its blocking work (store, broker) in one `run_blocking` call: the event loop
 only parses, dispatches and serialises. Run-now joins the process's run-now batch instead.
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from flask import request, url_for
+from flask import g, request, url_for
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
@@ -20,6 +21,7 @@ from scheduling.errors import EntryNotFound
 from scheduling.flask.api.openapi import operation
 from scheduling.flask.api.problems import ApiProblem
 from scheduling.flask.api.schemas import (
+    HistoryList,
     NextOut,
     NextQuery,
     RunAccepted,
@@ -31,6 +33,7 @@ from scheduling.flask.api.schemas import (
     ScheduleOut,
     SchedulePatch,
     ScheduleReplace,
+    history_body,
     iso,
     run_body,
     schedule_body,
@@ -54,6 +57,11 @@ _DEFINITION_FIELDS = frozenset(ScheduleEntry.model_fields)
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def api_actor() -> str:
+    """Who the entry's history names for this request: the bearer token's name."""
+    return f"token:{g.api_token}"
 
 
 def json_object() -> dict[str, Any]:
@@ -135,10 +143,17 @@ async def create_schedule() -> Reply:
     body = ScheduleIn.model_validate(json_object())
     definition = definition_of(body)
     services = current_services()
+    actor = api_actor()
 
     def create() -> dict[str, Any]:
         record = operations.create_entry(
-            services.store, services.settings, services.registry, body.name, definition, now()
+            services.store,
+            services.settings,
+            services.registry,
+            body.name,
+            definition,
+            now(),
+            actor,
         )
         return view_of(services, record)
 
@@ -175,10 +190,11 @@ async def replace_schedule(name: str) -> Reply:
         raise ApiProblem.invalid([FieldProblem("name", f"must match the path ({name!r})")])
     definition = definition_of(body)
     services = current_services()
+    actor = api_actor()
 
     def put() -> tuple[dict[str, Any], bool]:
         record, created = operations.put_entry(
-            services.store, services.settings, services.registry, name, definition, now()
+            services.store, services.settings, services.registry, name, definition, now(), actor
         )
         return view_of(services, record), created
 
@@ -201,6 +217,7 @@ async def patch_schedule(name: str) -> Reply:
     changes = {key: value for key, value in raw.items() if key in patch.model_fields_set}
     changes.pop("status", None)
     services = current_services()
+    actor = api_actor()
 
     def apply() -> dict[str, Any]:
         record = services.store.get_entry(name)
@@ -208,7 +225,7 @@ async def patch_schedule(name: str) -> Reply:
             raise EntryNotFound(f"no schedule entry named {name!r}")
         definition = operations.patched_definition(record.definition, changes)
         updated = operations.replace_entry(
-            services.store, services.settings, services.registry, name, definition, now()
+            services.store, services.settings, services.registry, name, definition, now(), actor
         )
         return view_of(services, updated)
 
@@ -225,7 +242,7 @@ async def patch_schedule(name: str) -> Reply:
 )
 async def delete_schedule(name: str) -> Reply:
     services = current_services()
-    await run_blocking(operations.delete_entry, services.store, name)
+    await run_blocking(operations.delete_entry, services.store, name, api_actor())
     return "", 204
 
 
@@ -239,9 +256,10 @@ async def delete_schedule(name: str) -> Reply:
 )
 async def pause_schedule(name: str) -> Reply:
     services = current_services()
+    actor = api_actor()
 
     def pause() -> dict[str, Any]:
-        return view_of(services, operations.pause_entry(services.store, name))
+        return view_of(services, operations.pause_entry(services.store, name, actor))
 
     return await run_blocking(pause)
 
@@ -256,9 +274,10 @@ async def pause_schedule(name: str) -> Reply:
 )
 async def resume_schedule(name: str) -> Reply:
     services = current_services()
+    actor = api_actor()
 
     def resume() -> dict[str, Any]:
-        record = operations.resume_entry(services.store, services.settings, name, now())
+        record = operations.resume_entry(services.store, services.settings, name, now(), actor)
         return view_of(services, record)
 
     return await run_blocking(resume)
@@ -276,7 +295,9 @@ async def resume_schedule(name: str) -> Reply:
 async def run_schedule(name: str) -> Reply:
     # Joins this process's next run-now batch (one claim, one confirmed publish, one mark for
     # all requests in flight); the loop waits on the batch's future without a pool thread.
-    run = await asyncio.wrap_future(current_services().run_now(name))
+    services = current_services()
+    run = await asyncio.wrap_future(services.run_now(name))
+    await run_blocking(operations.record_run_now, services.store, name, api_actor(), run.task_id)
     location = url_for("periodic_api.runs.get_run", task_id=run.task_id)
     return {"task_id": run.task_id, "run": location}, 202, {"Location": location}
 
@@ -326,5 +347,28 @@ async def list_schedule_runs(name: str) -> Reply:
         more = len(runs) > query.limit
         runs = runs[: query.limit]
         return {"items": [run_body(r) for r in runs], "next": runs[-1].id if more else None}
+
+    return await run_blocking(page)
+
+
+@schedules.get("/schedules/<name>/history")
+@operation(
+    "listScheduleHistory",
+    "Who created, changed, paused, resumed, ran or deleted an entry, newest first",
+    tag=TAG,
+    query=RunsQuery,
+    responses={200: HistoryList},
+    errors=(404,),
+    description="A deleted entry keeps its history; settings.toml syncs appear as settings:<path>.",
+)
+async def list_schedule_history(name: str) -> Reply:
+    query = parse_query(RunsQuery)
+    services = current_services()
+
+    def page() -> dict[str, Any]:
+        records, cursor = operations.entry_history(
+            services.store, name, before_id=query.before, limit=query.limit
+        )
+        return {"items": [history_body(record) for record in records], "next": cursor}
 
     return await run_blocking(page)

@@ -17,11 +17,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from scheduling.config.settings import ScheduleEntry
 from scheduling.operations.entries import EntryView, QueueView
-from scheduling.store import BeatStatus, LeaseRecord, RunRecord
+from scheduling.store import BeatStatus, HistoryRecord, LeaseRecord, RunRecord
 
 __all__ = [
     "BeatOut",
     "ErrorItem",
+    "HistoryList",
+    "HistoryOut",
     "NextOut",
     "NextQuery",
     "Problem",
@@ -39,6 +41,7 @@ __all__ = [
     "ScheduleReplace",
     "ScheduleStatus",
     "beat_body",
+    "history_body",
     "iso",
     "queue_body",
     "run_body",
@@ -157,6 +160,27 @@ class RunList(ApiModel):
     next: int | None = Field(description="Pass as `before` for the next (older) page.")
 
 
+class HistoryOut(ApiModel):
+    id: int
+    entry: str
+    at: str = Field(description="UTC.")
+    action: Literal["create", "update", "delete", "pause", "resume", "run_now", "backfill"]
+    actor: str = Field(
+        description="token:<name> (API), dashboard:<name>, settings:<path> (a sync), cli:<user>."
+    )
+    details: dict[str, Any] = Field(
+        description=(
+            "create/delete: {definition}; update: {changes: {field: {from, to}}} where null is"
+            " the default; run_now: {task_id}; backfill: {from, to, slots, task_ids}."
+        )
+    )
+
+
+class HistoryList(ApiModel):
+    items: list[HistoryOut]
+    next: int | None = Field(description="Pass as `before` for the next (older) page.")
+
+
 class ScheduleStatus(ApiModel):
     source: Literal["config", "api"]
     paused: bool
@@ -264,6 +288,17 @@ def iso(instant: datetime | None) -> str | None:
         return None
     text = instant.isoformat()
     return text.replace("+00:00", "Z") if instant.tzinfo is UTC else text
+
+
+def history_body(record: HistoryRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "entry": record.entry,
+        "at": iso(record.at),
+        "action": record.action,
+        "actor": record.actor,
+        "details": record.details,
+    }
 
 
 def run_body(run: RunRecord) -> dict[str, Any]:

@@ -6,12 +6,24 @@ Pure functions, so the wording is unit-tested without a browser: people read "in
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from scheduling.store import RunState
+from scheduling.store import HistoryRecord, RunState
 
-__all__ = ["STATE_TONES", "duration", "local_time", "relative", "state_tone"]
+__all__ = ["STATE_TONES", "duration", "history_lines", "local_time", "relative", "state_tone"]
+
+_ACTION_WORDS = {
+    "create": "created",
+    "update": "changed",
+    "delete": "deleted",
+    "pause": "paused",
+    "resume": "resumed",
+    "run_now": "ran it now",
+    "backfill": "backfilled",
+}
 
 STATE_TONES: dict[RunState, str] = {
     RunState.SUCCEEDED: "ok",
@@ -80,3 +92,28 @@ def duration(seconds: float | None) -> str:
         return f"{minutes} min {rest} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+def history_lines(record: HistoryRecord) -> tuple[str, list[str]]:
+    """A history record in words: the action ("changed") and one line per detail.
+
+    An update lists each field as ``cron: "0 8 * * *" → "0 9 * * *"``, a default as
+    ``(default)``; a create or delete lists the definition's fields as stored.
+    """
+    action = _ACTION_WORDS.get(record.action, record.action)
+    details = record.details
+    if record.action == "update":
+        changes = details.get("changes", {})
+        return action, [
+            f"{field}: {_value(change.get('from'))} → {_value(change.get('to'))}"
+            for field, change in changes.items()
+        ]
+    if "definition" in details:
+        return action, [f"{key} = {_value(value)}" for key, value in details["definition"].items()]
+    if record.action == "run_now":
+        return action, [f"task {details.get('task_id', '?')}"]
+    return action, [f"{key}: {_value(value)}" for key, value in details.items()]
+
+
+def _value(value: Any) -> str:
+    return "(default)" if value is None else json.dumps(value, ensure_ascii=False)

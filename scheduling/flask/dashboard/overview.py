@@ -16,7 +16,7 @@ from scheduling.config.compiler import compile_entry
 from scheduling.config.settings import Settings
 from scheduling.errors import EntryNotFound
 from scheduling.operations.entries import EntryView, entry_view
-from scheduling.store import BeatStatus, LeaseRecord, RunRecord, RunState, Store
+from scheduling.store import BeatStatus, HistoryRecord, LeaseRecord, RunRecord, RunState, Store
 
 __all__ = [
     "BeatPanel",
@@ -31,6 +31,7 @@ PAGE_SIZE = 100
 RECENT_RUNS = 15
 ENTRY_RUNS = 50
 PREVIEW_COUNT = 5
+ENTRY_HISTORY = 20
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class EntryPage:
     runs: list[RunRecord]
     fire_times: list[datetime]
     failures: int
+    history: list[HistoryRecord] = field(default_factory=list)
 
 
 def beat_panel(
@@ -141,4 +143,5 @@ def load_entry_page(store: Store, settings: Settings, name: str, now: datetime) 
         fire_times = []
     runs = store.runs_for_entry(name, limit=ENTRY_RUNS)
     failures = sum(1 for run in runs if run.state in {RunState.FAILED, RunState.EXPIRED})
-    return EntryPage(view, runs, fire_times, failures)
+    history = store.entry_history(name, limit=ENTRY_HISTORY)
+    return EntryPage(view, runs, fire_times, failures, history)

@@ -98,6 +98,7 @@ for _helper in (
     display.relative,
     display.duration,
     display.state_tone,
+    display.history_lines,
 ):
     dashboard.add_app_template_global(_helper)
 
@@ -255,6 +256,11 @@ def _back() -> ResponseReturnValue:
     return redirect(safe_next(request.form.get("back"), url_for("periodic.index")))
 
 
+def _actor() -> str:
+    """Who the entry's history names for a dashboard action: the signed-in token's name."""
+    return f"dashboard:{_user().name}"
+
+
 def _may_act() -> ResponseReturnValue | None:
     user = _user()
     if not user.can_act:
@@ -272,7 +278,7 @@ async def pause(name: str) -> ResponseReturnValue:
     services = current_services()
     return await _change_entry(
         name,
-        partial(operations.pause_entry, services.store, name),
+        partial(operations.pause_entry, services.store, name, _actor()),
         verb="paused",
         done=f"Paused {name}: beat dispatches no new runs until you resume it.",
     )
@@ -283,7 +289,7 @@ async def resume(name: str) -> ResponseReturnValue:
     services = current_services()
     return await _change_entry(
         name,
-        partial(operations.resume_entry, services.store, services.settings, name, _now()),
+        partial(operations.resume_entry, services.store, services.settings, name, _now(), _actor()),
         verb="resumed",
         done=f"Resumed {name}: it runs again from its next slot (missed slots are skipped).",
     )
@@ -327,6 +333,7 @@ async def run_entry_now(name: str) -> ResponseReturnValue:
     except StoreError:
         flash(f"{name} was not started: the store cannot be reached. Try again shortly.", "error")
     else:
+        await run_blocking(operations.record_run_now, services.store, name, _actor(), run.task_id)
         logger.info("dashboard: %s ran %s now (task %s)", _user().name, name, run.task_id)
         flash(f"Started {name} (task {run.task_id}); its state appears below.", "ok")
     return _back()
