@@ -163,6 +163,8 @@ class BeatSettings(StrictModel):
     schedule_file: str = "var/celerybeat-schedule"
     lag_alert: Duration = timedelta(seconds=30)
     """Readiness fails when the leader's dispatch lag exceeds this."""
+    max_backfill: int = Field(default=1000, ge=1)
+    """The most slots one backfill may dispatch; a larger window is refused (422)."""
 
     @model_validator(mode="after")
     def _positive(self) -> BeatSettings:

@@ -34,8 +34,15 @@ from scheduling.config.imports import import_task_modules
 from scheduling.config.loading import load_settings, read_toml, settings_path
 from scheduling.config.registry import document_task_problems, validate_against_registry
 from scheduling.config.settings import Settings
-from scheduling.errors import BrokerUnavailable, ConfigError, EntryNotFound, StoreError
+from scheduling.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    EntryNotFound,
+    InvalidEntry,
+    StoreError,
+)
 from scheduling.flask.services import PERIODIC, Services
+from scheduling.operations.backfill import BackfillReport, backfill
 from scheduling.operations.entries import record_run_now, run_now
 from scheduling.store import EntryRecord, Store
 
@@ -136,15 +143,15 @@ def _with_task_problems(error: ConfigError, path: Path, services: Services | Non
     return type(error)(error.source, problems)
 
 
-def parse_instant(value: str | None) -> datetime:
+def parse_instant(value: str | None, hint: str = "--after") -> datetime:
     if value is None:
         return datetime.now(UTC)
     try:
         instant = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not ISO-8601", param_hint="--after") from None
+        raise click.BadParameter(f"{value!r} is not ISO-8601", param_hint=hint) from None
     if instant.tzinfo is None:
-        raise click.BadParameter(f"{value!r} has no offset; add Z or +HH:MM", param_hint="--after")
+        raise click.BadParameter(f"{value!r} has no offset; add Z or +HH:MM", param_hint=hint)
     return instant.astimezone(UTC)
 
 
@@ -385,6 +392,90 @@ def run_command(name: str, settings_file: Path | None, as_json: bool) -> None:
         click.echo(json.dumps({"task_id": run.task_id, "entry": name}))
     else:
         click.echo(run.task_id)
+
+
+@schedule.command(name="backfill")
+@click.argument("name")
+@click.option("--from", "start", required=True, help="ISO-8601 with Z or an offset.")
+@click.option("--to", "end", required=True, help="ISO-8601, not in the future.")
+@click.option("--dry-run", is_flag=True, help="List the slots that would run; dispatch nothing.")
+@settings_option
+@json_option
+def backfill_command(
+    name: str,
+    start: str,
+    end: str,
+    dry_run: bool,
+    settings_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Run the slots of NAME in [--from, --to] that never ran, each once (repeat: harmless)."""
+    window = (parse_instant(start, "--from"), parse_instant(end, "--to"))
+    settings, _, _ = load_checked(settings_file, as_json)
+    store = open_store(settings)
+    publisher = (
+        None
+        if dry_run
+        else ConfirmedPublisher.from_settings(settings.broker, declare=declarer(settings))
+    )
+    try:
+        report = backfill(
+            store,
+            publisher,
+            settings,
+            name,
+            *window,
+            now=datetime.now(UTC),
+            dry_run=dry_run,
+            actor=cli_actor(),
+        )
+    except EntryNotFound:
+        raise click.BadParameter(f"no entry {name!r} in the store", param_hint="NAME") from None
+    except InvalidEntry as error:
+        for problem in error.problems:
+            click.echo(f"--{problem.path}: {problem.message}", err=True)
+        sys.exit(1)
+    except StoreError as error:
+        click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)
+        sys.exit(1)
+    finally:
+        if publisher is not None:
+            publisher.close()
+        store.close()
+    if as_json:
+        click.echo(json.dumps(backfill_json(report)))
+        return
+    verb = "would run" if dry_run else "dispatched"
+    for slot in report.slots:
+        stamp = slot.scheduled_for.isoformat().replace("+00:00", "Z")
+        if slot.action == "dispatch":
+            click.echo(f"  {stamp}  {verb}  {slot.task_id}")
+        else:
+            click.echo(f"  {stamp}  skipped ({slot.state})")
+    runs = sum(1 for slot in report.slots if slot.action == "dispatch")
+    summary = f"{name}: {len(report.slots)} slot(s), {runs} {verb}, {report.skipped} skipped"
+    if report.unconfirmed:
+        summary += f", {report.unconfirmed} not confirmed (the leading beat publishes them)"
+    click.echo(summary)
+
+
+def backfill_json(report: BackfillReport) -> dict[str, Any]:
+    return {
+        "entry": report.entry,
+        "dry_run": report.dry_run,
+        "dispatched": report.dispatched,
+        "unconfirmed": report.unconfirmed,
+        "skipped": report.skipped,
+        "slots": [
+            {
+                "scheduled_for": slot.scheduled_for.isoformat().replace("+00:00", "Z"),
+                "task_id": slot.task_id,
+                "action": slot.action,
+                "state": slot.state,
+            }
+            for slot in report.slots
+        ],
+    }
 
 
 @click.group()

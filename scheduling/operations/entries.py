@@ -57,9 +57,12 @@ __all__ = [
     "entry_view",
     "initial_next_run",
     "list_entries",
+    "mark_dispatched",
     "next_fire_times",
+    "outgoing_run",
     "patched_definition",
     "pause_entry",
+    "publish_confirmed",
     "put_entry",
     "queue_views",
     "record_run_now",
@@ -330,13 +333,13 @@ def start_runs(
             continue
         target = compiled[claim.entry]
         assert isinstance(target, CompiledEntry)
-        outgoing.append(_outgoing(target, definitions[claim.entry], run, claim.at))
-    confirmed, failure = _publish(publisher, outgoing)
+        outgoing.append(outgoing_run(target, definitions[claim.entry], run, claim.at))
+    confirmed, failure = publish_confirmed(publisher, outgoing)
     unconfirmed = [run.task_id for run in outgoing if run.task_id not in confirmed]
     if failure is not None:
         _revoke_unpublished(store, unconfirmed, failure, clock())
     confirmed_at = clock()
-    marked = bool(confirmed) and _mark_dispatched(store, sorted(confirmed), confirmed_at)
+    marked = bool(confirmed) and mark_dispatched(store, sorted(confirmed), confirmed_at)
     for index, claim in claims:
         run = claimed.get(claim.task_id)
         if run is None:
@@ -375,7 +378,7 @@ def _compiled_entry(
         return error
 
 
-def _outgoing(
+def outgoing_run(
     compiled: CompiledEntry, definition: ScheduleEntry, run: RunRecord, now: datetime
 ) -> OutgoingRun:
     lifetime = expiry(definition, compiled.timetable)
@@ -392,7 +395,7 @@ def _outgoing(
     )
 
 
-def _publish(
+def publish_confirmed(
     publisher: Publisher, outgoing: Sequence[OutgoingRun]
 ) -> tuple[frozenset[str], PublishError | None]:
     """The task ids the broker confirmed, and why the others were not (None: all were)."""
@@ -407,7 +410,7 @@ def _publish(
     return frozenset(run.task_id for run in outgoing), None
 
 
-def _mark_dispatched(store: Store, task_ids: Sequence[str], at: datetime) -> bool:
+def mark_dispatched(store: Store, task_ids: Sequence[str], at: datetime) -> bool:
     try:
         store.mark_dispatched(task_ids, at)
     except StoreError:

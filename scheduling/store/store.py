@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scheduling.store.backfill import Backfills
 from scheduling.store.claims import SlotClaims
 from scheduling.store.database import Database
 from scheduling.store.entries import EntryOperations
@@ -17,12 +18,13 @@ from scheduling.store.tallies import LedgerTallies
 class Store(
     ConfigSync,
     EntryOperations,
+    EntryHistory,
     EntryIndex,
+    Backfills,
     SlotClaims,
     RunLedger,
     LeaseOperations,
     LedgerTallies,
-    EntryHistory,
 ):
     """Entries, the run ledger and the lease over one SQLAlchemy engine (thread-safe).
 

@@ -21,6 +21,8 @@ from scheduling.errors import EntryNotFound
 from scheduling.flask.api.openapi import operation
 from scheduling.flask.api.problems import ApiProblem
 from scheduling.flask.api.schemas import (
+    BackfillIn,
+    BackfillOut,
     HistoryList,
     NextOut,
     NextQuery,
@@ -33,6 +35,7 @@ from scheduling.flask.api.schemas import (
     ScheduleOut,
     SchedulePatch,
     ScheduleReplace,
+    backfill_body,
     history_body,
     iso,
     run_body,
@@ -41,6 +44,7 @@ from scheduling.flask.api.schemas import (
 from scheduling.flask.asyncio_bridge import AsyncBlueprint, run_blocking
 from scheduling.flask.services import Services, current_services
 from scheduling.operations import entries as operations
+from scheduling.operations.backfill import backfill
 from scheduling.operations.entries import FieldProblem, validation_problems
 from scheduling.store import EntryRecord
 
@@ -372,3 +376,41 @@ async def list_schedule_history(name: str) -> Reply:
         return {"items": [history_body(record) for record in records], "next": cursor}
 
     return await run_blocking(page)
+
+
+@schedules.post("/schedules/<name>/backfill")
+@operation(
+    "backfillSchedule",
+    "Run the past slots of a window that never ran, each exactly once",
+    tag=TAG,
+    body=BackfillIn,
+    responses={200: BackfillOut, 202: BackfillOut},
+    errors=(404,),
+    description=(
+        "Slots with no run in the ledger, or recorded as missed, are dispatched (202); the rest"
+        " are skipped, so repeating a backfill is harmless. `dry_run` lists them (200). A window"
+        " holding more than [beat].max_backfill slots, ending in the future or backwards is a"
+        " 422."
+    ),
+)
+async def backfill_schedule(name: str) -> Reply:
+    body = BackfillIn.model_validate(json_object())
+    services = current_services()
+    actor = api_actor()
+
+    def run() -> dict[str, Any]:
+        report = backfill(
+            services.store,
+            services.publisher,
+            services.settings,
+            name,
+            body.start,
+            body.end,
+            now=now(),
+            dry_run=body.dry_run,
+            actor=actor,
+        )
+        return backfill_body(report)
+
+    result = await run_blocking(run)
+    return result, 200 if body.dry_run else 202

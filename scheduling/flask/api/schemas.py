@@ -16,10 +16,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from scheduling.config.settings import ScheduleEntry
+from scheduling.operations.backfill import BackfillReport
 from scheduling.operations.entries import EntryView, QueueView
 from scheduling.store import BeatStatus, HistoryRecord, LeaseRecord, RunRecord
 
 __all__ = [
+    "BackfillIn",
+    "BackfillOut",
+    "BackfillSlotOut",
     "BeatOut",
     "ErrorItem",
     "HistoryList",
@@ -40,6 +44,7 @@ __all__ = [
     "SchedulePatch",
     "ScheduleReplace",
     "ScheduleStatus",
+    "backfill_body",
     "beat_body",
     "history_body",
     "iso",
@@ -130,6 +135,16 @@ class NextQuery(BaseModel):
     )
 
 
+class BackfillIn(BaseModel):
+    """``POST /schedules/{name}/backfill``: a past window, both ends inclusive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    start: AwareDatetime = Field(alias="from", description="ISO-8601 with Z or an offset.")
+    end: AwareDatetime = Field(alias="to", description="Not in the future.")
+    dry_run: bool = Field(default=False, description="List what would run; dispatch nothing.")
+
+
 # --- responses --------------------------------------------------------------------------------
 
 
@@ -179,6 +194,24 @@ class HistoryOut(ApiModel):
 class HistoryList(ApiModel):
     items: list[HistoryOut]
     next: int | None = Field(description="Pass as `before` for the next (older) page.")
+
+
+class BackfillSlotOut(ApiModel):
+    scheduled_for: str
+    task_id: str
+    action: Literal["dispatch", "skip"]
+    state: str | None = Field(description="The ledger state behind a skip (or `missed`).")
+
+
+class BackfillOut(ApiModel):
+    entry: str
+    start: str = Field(alias="from")
+    end: str = Field(alias="to")
+    dry_run: bool
+    slots: list[BackfillSlotOut]
+    dispatched: int = Field(description="Claimed and confirmed by the broker.")
+    unconfirmed: int = Field(description="Claimed, not confirmed: the leading beat republishes.")
+    skipped: int = Field(description="Already in the ledger; left alone.")
 
 
 class ScheduleStatus(ApiModel):
@@ -288,6 +321,27 @@ def iso(instant: datetime | None) -> str | None:
         return None
     text = instant.isoformat()
     return text.replace("+00:00", "Z") if instant.tzinfo is UTC else text
+
+
+def backfill_body(report: BackfillReport) -> dict[str, Any]:
+    return {
+        "entry": report.entry,
+        "from": iso(report.start),
+        "to": iso(report.end),
+        "dry_run": report.dry_run,
+        "slots": [
+            {
+                "scheduled_for": iso(slot.scheduled_for),
+                "task_id": slot.task_id,
+                "action": slot.action,
+                "state": slot.state,
+            }
+            for slot in report.slots
+        ],
+        "dispatched": report.dispatched,
+        "unconfirmed": report.unconfirmed,
+        "skipped": report.skipped,
+    }
 
 
 def history_body(record: HistoryRecord) -> dict[str, Any]:
