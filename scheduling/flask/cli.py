@@ -45,6 +45,7 @@ from scheduling.flask.services import PERIODIC, Services
 from scheduling.operations.backfill import BackfillReport, backfill
 from scheduling.operations.entries import record_run_now, run_now
 from scheduling.store import EntryRecord, Store
+from scheduling.operations.explain import explain_slot
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -392,6 +393,39 @@ def run_command(name: str, settings_file: Path | None, as_json: bool) -> None:
         click.echo(json.dumps({"task_id": run.task_id, "entry": name}))
     else:
         click.echo(run.task_id)
+
+
+@schedule.command(name="explain")
+@click.argument("name")
+@click.option("--at", default=None, help="ISO-8601 instant with Z or an offset (default: now).")
+@settings_option
+@json_option
+def explain_command(name: str, at: str | None, settings_file: Path | None, as_json: bool) -> None:
+    """Why did NAME (not) run at or before --at? Answered from the ledger and the history."""
+    now = datetime.now(UTC)
+    instant = parse_instant(at, "--at") if at is not None else now
+    settings, _, _ = load_checked(settings_file, as_json)
+    store = open_store(settings)
+    try:
+        answer = explain_slot(store, settings, name, instant, now)
+    except EntryNotFound:
+        raise click.BadParameter(f"no entry {name!r} in the store", param_hint="NAME") from None
+    except StoreError as error:
+        click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)
+        sys.exit(1)
+    finally:
+        store.close()
+    if as_json:
+        slot = None if answer.slot is None else answer.slot.isoformat().replace("+00:00", "Z")
+        body = {"entry": name, "slot": slot, "reason": answer.reason}
+        click.echo(json.dumps({**body, "summary": answer.summary, "facts": answer.facts}))
+        return
+    slot_text = "no slot" if answer.slot is None else answer.slot.isoformat()
+    click.echo(f"{name} @ {slot_text}: {answer.reason}")
+    click.echo(f"  {answer.summary}")
+    for key, value in answer.facts.items():
+        if value is not None:
+            click.echo(f"  {key}: {value}")
 
 
 @schedule.command(name="backfill")

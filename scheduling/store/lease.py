@@ -8,7 +8,7 @@ instead of dispatching beside the new leader.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -16,6 +16,7 @@ from sqlalchemy import Connection, select, update
 from scheduling.store.database import Database, dialect_insert
 from scheduling.store.records import BeatStatus, LeaseRecord, Role
 from scheduling.store.schema import LEASE_NAME, beats, lease
+from scheduling.store.terms import close_terms, open_term
 
 _LEASE_COLUMNS = (lease.c.holder, lease.c.token, lease.c.expires_at, lease.c.acquired_at)
 
@@ -51,6 +52,8 @@ class LeaseOperations:
                 return None
             else:
                 token, acquired_at = current.token + 1, now
+            if current.holder != holder or current.expires_at <= now:
+                open_term(conn, holder, token, now, lapsed_at=min(current.expires_at, now))
             conn.execute(
                 update(lease)
                 .where(lease.c.name == LEASE_NAME)
@@ -73,11 +76,13 @@ class LeaseOperations:
     def release_lease(self, holder: str, token: int) -> None:
         """Give the lease up at once (clean shutdown) so a standby need not wait out the TTL."""
         with self._db.write() as conn:
-            conn.execute(
+            released = conn.execute(
                 update(lease)
                 .where(lease.c.name == LEASE_NAME, lease.c.holder == holder, lease.c.token == token)
                 .values(holder="")
             )
+            if released.rowcount:
+                close_terms(conn, datetime.now(UTC), holder=holder)
 
     def current_lease(self) -> LeaseRecord | None:
         """The lease as stored (it may have expired); None when nobody holds it."""

@@ -257,6 +257,20 @@ entry_history = Table(
 )
 """Who changed which entry, when and how (v3); kept as long as finished runs (`purge_runs`)."""
 
+lease_terms = Table(
+    "periodic_lease_terms",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("holder", String(255), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Index("ix_periodic_lease_terms_started_at", "started_at"),
+)
+"""Each stretch one beat led (v3): written only when leadership changes, never per renewal. An
+open term (no ended_at) lasts until the lease's expires_at; "no term covers instant t" is how
+the explain feature knows that no beat was leading at t."""
+
 LEASE_NAME = "beat"
 
 
@@ -302,15 +316,16 @@ def _add_jitter_v2(conn: Connection) -> None:
         )
 
 
-def _add_entry_history_v3(conn: Connection) -> None:
-    """The audit trail of entry changes; earlier changes were never recorded, so it starts empty."""
+def _add_history_v3(conn: Connection) -> None:
+    """Entry changes and leadership terms; nothing earlier was recorded, so both start empty."""
     entry_history.create(conn, checkfirst=True)
+    lease_terms.create(conn, checkfirst=True)
 
 
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_v1),
     (2, _add_jitter_v2),
-    (3, _add_entry_history_v3),
+    (3, _add_history_v3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

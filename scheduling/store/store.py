@@ -13,6 +13,7 @@ from scheduling.store.runs import RunLedger
 from scheduling.store.schema import migrate
 from scheduling.store.sync import ConfigSync
 from scheduling.store.tallies import LedgerTallies
+from scheduling.store.terms import LeaseTerms
 
 
 class Store(
@@ -25,6 +26,7 @@ class Store(
     RunLedger,
     LeaseOperations,
     LedgerTallies,
+    LeaseTerms,
 ):
     """Entries, the run ledger and the lease over one SQLAlchemy engine (thread-safe).
 

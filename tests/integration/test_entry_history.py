@@ -203,3 +203,18 @@ def test_dashboard_actions_are_recorded_and_shown(dashboard_client: FlaskClient)
     assert "token:writer</strong> changed" in html
     assert "description: (default) → &#34;hi&#34;" in html
     assert "dashboard:writer</strong> paused" in html
+
+
+def test_dashboard_explains_a_slot(dashboard_client: FlaskClient) -> None:
+    client = dashboard_client
+    body = {"name": "ping", "task": HEARTBEAT, "every": "1h"}
+    client.post("/api/v1/schedules", json=body, headers=WRITE)
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"csrf_token": token, "token": WRITE_SECRET})
+
+    answered = client.get("/entries/ping?at=2020-01-01T00:30").get_data(as_text=True)
+    garbled = client.get("/entries/ping?at=yesterday").get_data(as_text=True)
+
+    assert 'data-reason="created_after"' in answered
+    assert "2020-01-01 00:00:00 UTC" in answered  # the slot at or before 00:30 (entry in UTC)
+    assert "&#39;yesterday&#39; is not a date and time" in garbled

@@ -23,6 +23,8 @@ from scheduling.flask.api.problems import ApiProblem
 from scheduling.flask.api.schemas import (
     BackfillIn,
     BackfillOut,
+    ExplainOut,
+    ExplainQuery,
     HistoryList,
     NextOut,
     NextQuery,
@@ -36,6 +38,7 @@ from scheduling.flask.api.schemas import (
     SchedulePatch,
     ScheduleReplace,
     backfill_body,
+    explain_body,
     history_body,
     iso,
     run_body,
@@ -46,6 +49,7 @@ from scheduling.flask.services import Services, current_services
 from scheduling.operations import entries as operations
 from scheduling.operations.backfill import backfill
 from scheduling.operations.entries import FieldProblem, validation_problems
+from scheduling.operations.explain import explain_slot
 from scheduling.store import EntryRecord
 
 __all__ = ["schedules"]
@@ -414,3 +418,28 @@ async def backfill_schedule(name: str) -> Reply:
 
     result = await run_blocking(run)
     return result, 200 if body.dry_run else 202
+
+
+@schedules.get("/schedules/<name>/explain")
+@operation(
+    "explainSchedule",
+    "Why did it (not) run? What happened to the slot at or before an instant, and why",
+    tag=TAG,
+    query=ExplainQuery,
+    responses={200: ExplainOut},
+    errors=(404,),
+    description=(
+        "Built from the run ledger, the entry's history and the leadership terms. A deleted"
+        " entry answers `deleted`; a name never seen, 404."
+    ),
+)
+async def explain_schedule(name: str) -> Reply:
+    query = parse_query(ExplainQuery)
+    services = current_services()
+    moment = now()
+    at = query.at.astimezone(UTC) if query.at else moment
+
+    def answer() -> dict[str, Any]:
+        return explain_body(explain_slot(services.store, services.settings, name, at, moment))
+
+    return await run_blocking(answer)

@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 from scheduling.config.settings import ScheduleEntry
 from scheduling.operations.backfill import BackfillReport
 from scheduling.operations.entries import EntryView, QueueView
+from scheduling.operations.explain import Explanation
 from scheduling.store import BeatStatus, HistoryRecord, LeaseRecord, RunRecord
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "BackfillSlotOut",
     "BeatOut",
     "ErrorItem",
+    "ExplainOut",
+    "ExplainQuery",
     "HistoryList",
     "HistoryOut",
     "NextOut",
@@ -46,6 +49,7 @@ __all__ = [
     "ScheduleStatus",
     "backfill_body",
     "beat_body",
+    "explain_body",
     "history_body",
     "iso",
     "queue_body",
@@ -145,6 +149,14 @@ class BackfillIn(BaseModel):
     dry_run: bool = Field(default=False, description="List what would run; dispatch nothing.")
 
 
+class ExplainQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    at: AwareDatetime | None = Field(
+        default=None, description="ISO-8601 with Z or an offset (URL-encode '+'); default now."
+    )
+
+
 # --- responses --------------------------------------------------------------------------------
 
 
@@ -194,6 +206,23 @@ class HistoryOut(ApiModel):
 class HistoryList(ApiModel):
     items: list[HistoryOut]
     next: int | None = Field(description="Pass as `before` for the next (older) page.")
+
+
+class ExplainOut(ApiModel):
+    entry: str
+    at: str = Field(description="The instant asked about (UTC).")
+    slot: str | None = Field(description="The slot at or before it the answer is about.")
+    reason: str = Field(
+        description=(
+            "dispatched, claimed, expired, revoked, skipped_overlap, missed, not_yet_due, due,"
+            " beat_down, paused, disabled, created_after, before_start, after_end,"
+            " max_runs_reached, deleted, no_slot or unrecorded."
+        )
+    )
+    summary: str = Field(description="The answer in one sentence.")
+    facts: dict[str, Any] = Field(
+        description="Evidence: task_id, lag_seconds, state, error, rule, cause, paused_at, ..."
+    )
 
 
 class BackfillSlotOut(ApiModel):
@@ -341,6 +370,17 @@ def backfill_body(report: BackfillReport) -> dict[str, Any]:
         "dispatched": report.dispatched,
         "unconfirmed": report.unconfirmed,
         "skipped": report.skipped,
+    }
+
+
+def explain_body(explanation: Explanation) -> dict[str, Any]:
+    return {
+        "entry": explanation.entry,
+        "at": iso(explanation.at),
+        "slot": iso(explanation.slot),
+        "reason": explanation.reason,
+        "summary": explanation.summary,
+        "facts": explanation.facts,
     }
 
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from flask import (
     current_app,
@@ -31,7 +32,7 @@ from scheduling.flask.api.auth import KnownToken, known_tokens
 from scheduling.flask.api.queues import queue_overview
 from scheduling.flask.asyncio_bridge import AsyncBlueprint, run_blocking
 from scheduling.flask.dashboard import display
-from scheduling.flask.dashboard.overview import load_entry_page, load_overview
+from scheduling.flask.dashboard.overview import EntryPage, load_entry_page, load_overview
 from scheduling.flask.dashboard.sessions import (
     CSRF_FIELD,
     SignedIn,
@@ -45,6 +46,7 @@ from scheduling.flask.dashboard.sessions import (
 from scheduling.flask.services import Services, current_services
 from scheduling.operations import entries as operations
 from scheduling.operations.entries import BrokerUnavailable, QueueView
+from scheduling.operations.explain import Explanation, explain_slot
 
 __all__ = ["DISABLED_KEY", "dashboard"]
 
@@ -216,10 +218,19 @@ async def index() -> ResponseReturnValue:
 async def entry(name: str) -> ResponseReturnValue:
     services = current_services()
     now = _now()
+    asked = request.args.get("at", "").strip()
+
+    def read() -> tuple[EntryPage, Explanation | str | None]:
+        page = load_entry_page(services.store, services.settings, name, now)
+        if not asked:
+            return page, None
+        instant = _asked_instant(asked, page.view.timezone)
+        if instant is None:
+            return page, f"{asked!r} is not a date and time (use the picker, or ISO-8601)."
+        return page, explain_slot(services.store, services.settings, name, instant, now)
+
     try:
-        page = await run_blocking(
-            lambda: load_entry_page(services.store, services.settings, name, now)
-        )
+        page, explanation = await run_blocking(read)
     except EntryNotFound:
         return _problem_page(
             404,
@@ -232,11 +243,24 @@ async def entry(name: str) -> ResponseReturnValue:
     return render_template(
         "entry.html",
         p=page,
+        explanation=explanation,
+        asked=asked,
         now=now,
         user=_user(),
         settings=services.settings,
         page_path=request.path,
     )
+
+
+def _asked_instant(text: str, zone: str) -> datetime | None:
+    """The "why did it (not) run?" instant: a picker's wall time in the entry's zone, or ISO."""
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=ZoneInfo(zone))
+    return instant.astimezone(UTC)
 
 
 def _store_down(error: StoreError) -> ResponseReturnValue:
