@@ -14,6 +14,7 @@ from scheduling.store.schema import migrate
 from scheduling.store.sync import ConfigSync
 from scheduling.store.tallies import LedgerTallies
 from scheduling.store.terms import LeaseTerms
+from scheduling.store.timelines import RunTimelines
 
 
 class Store(
@@ -27,6 +28,7 @@ class Store(
     LeaseOperations,
     LedgerTallies,
     LeaseTerms,
+    RunTimelines,
 ):
     """Entries, the run ledger and the lease over one SQLAlchemy engine (thread-safe).
 

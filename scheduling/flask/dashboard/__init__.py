@@ -16,9 +16,10 @@ from datetime import timedelta
 from flask import Flask
 
 from scheduling.config.settings import Settings
+from scheduling.flask.dashboard.editor import editor
 from scheduling.flask.dashboard.views import DISABLED_KEY, dashboard
 
-__all__ = ["MIN_SECRET_KEY_LENGTH", "dashboard", "init_dashboard"]
+__all__ = ["MIN_SECRET_KEY_LENGTH", "dashboard", "editor", "init_dashboard"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def init_dashboard(app: Flask, settings: Settings, *, url_prefix: str = "") -> N
     """
     if app.config.get("SECRET_KEY"):
         app.register_blueprint(dashboard, url_prefix=url_prefix or None)
+        app.register_blueprint(editor, url_prefix=url_prefix or None)
         return
     key = settings.app.secret_key.get_secret_value() if settings.app.secret_key else ""
     if len(key) < MIN_SECRET_KEY_LENGTH:
@@ -59,3 +61,4 @@ def init_dashboard(app: Flask, settings: Settings, *, url_prefix: str = "") -> N
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
     )
     app.register_blueprint(dashboard, url_prefix=url_prefix or None)
+    app.register_blueprint(editor, url_prefix=url_prefix or None)

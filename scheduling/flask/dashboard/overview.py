@@ -10,11 +10,12 @@ agree on what
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from scheduling.config.compiler import compile_entry
 from scheduling.config.settings import Settings
 from scheduling.errors import EntryNotFound
+from scheduling.flask.dashboard.timeline import Cell, day_strip, runtime_bars, slot_strip
 from scheduling.operations.entries import EntryView, entry_view
 from scheduling.store import BeatStatus, HistoryRecord, LeaseRecord, RunRecord, RunState, Store
 
@@ -32,6 +33,7 @@ RECENT_RUNS = 15
 ENTRY_RUNS = 50
 PREVIEW_COUNT = 5
 ENTRY_HISTORY = 20
+DAY = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Overview:
     recent_runs: list[RunRecord]
     beat: BeatPanel
     now: datetime
+    day_strips: dict[str, list[Cell]] = field(default_factory=dict)
+    """Per entry on the page: 24 hourly cells of the last day, by worst outcome."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,10 @@ class EntryPage:
     fire_times: list[datetime]
     failures: int
     history: list[HistoryRecord] = field(default_factory=list)
+    strip: list[Cell] = field(default_factory=list)
+    """The runs above, oldest first, one cell each, coloured by outcome."""
+    runtime: list[Cell] = field(default_factory=list)
+    longest_runtime: float = 0.0
 
 
 def beat_panel(
@@ -117,6 +125,7 @@ def load_overview(
     records = store.list_entries(after=after, limit=limit + 1)
     page, more = records[:limit], len(records) > limit
     views = [entry_view(store, settings, record, now) for record in page]
+    counts = store.hourly_run_counts([record.name for record in page], now - DAY)
     return Overview(
         entries=views,
         next_cursor=page[-1].name if more and page else None,
@@ -127,6 +136,7 @@ def load_overview(
         recent_runs=store.recent_runs(limit=RECENT_RUNS),
         beat=beat_panel(settings, store.current_lease(), store.beats(), now),
         now=now,
+        day_strips={view.name: day_strip(counts.get(view.name, {}), now) for view in views},
     )
 
 
@@ -144,4 +154,6 @@ def load_entry_page(store: Store, settings: Settings, name: str, now: datetime) 
     runs = store.runs_for_entry(name, limit=ENTRY_RUNS)
     failures = sum(1 for run in runs if run.state in {RunState.FAILED, RunState.EXPIRED})
     history = store.entry_history(name, limit=ENTRY_HISTORY)
-    return EntryPage(view, runs, fire_times, failures, history)
+    bars, longest = runtime_bars(runs)
+    strip = slot_strip(runs, settings.beat.lag_alert)
+    return EntryPage(view, runs, fire_times, failures, history, strip, bars, longest)

@@ -48,7 +48,16 @@ from scheduling.operations import entries as operations
 from scheduling.operations.entries import BrokerUnavailable, QueueView
 from scheduling.operations.explain import Explanation, explain_slot
 
-__all__ = ["DISABLED_KEY", "dashboard"]
+__all__ = [
+    "DISABLED_KEY",
+    "actor",
+    "dashboard",
+    "guard",
+    "may_act",
+    "problem_page",
+    "protect",
+    "signed_in_user",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +254,7 @@ async def entry(name: str) -> ResponseReturnValue:
         p=page,
         explanation=explanation,
         asked=asked,
+        source=services.source,
         now=now,
         user=_user(),
         settings=services.settings,
@@ -361,3 +371,10 @@ async def run_entry_now(name: str) -> ResponseReturnValue:
         logger.info("dashboard: %s ran %s now (task %s)", _user().name, name, run.task_id)
         flash(f"Started {name} (task {run.task_id}); its state appears below.", "ok")
     return _back()
+
+
+# Shared with the entry editor (`scheduling.flask.dashboard.editor`), its own blueprint.
+actor = _actor
+may_act = _may_act
+problem_page = _problem_page
+signed_in_user = _user
