@@ -213,3 +213,9 @@ def test_timelines_draw_one_cell_per_run_coloured_by_outcome(app: Flask) -> None
     assert "failed" in hours
     assert len(hours) in {1, 2}
     assert "style=" not in strip + runtime + day
+
+
+def test_the_dashboard_serves_its_stylesheet_and_script(app: Flask) -> None:
+    client = app.test_client()
+    assert client.get("/static/dashboard.css").status_code == 200
+    assert client.get("/static/dashboard.js").status_code == 200

@@ -95,3 +95,70 @@
     start();
   });
 })();
+
+// The entry form's live preview: as the schedule fields change, ask the server for the schedule
+// in words and its next fire times (the same answer the Preview button renders without script).
+(function () {
+  "use strict";
+
+  var DELAY_MS = 300;
+
+  function render(region, body) {
+    var words = region.querySelector("[data-preview-words]");
+    var times = region.querySelector("[data-preview-times]");
+    if (!words || !times) return;
+    times.textContent = "";
+    if (body.words) {
+      words.textContent = body.words + " (" + body.zone + ")";
+      body.times.forEach(function (time) {
+        var item = document.createElement("li");
+        item.textContent = time.local + " ";
+        var utc = document.createElement("span");
+        utc.className = "muted";
+        utc.textContent = time.utc;
+        item.appendChild(utc);
+        times.appendChild(item);
+      });
+    } else {
+      var problems = Object.keys(body.problems || {}).map(function (field) {
+        return (field || "form") + ": " + body.problems[field].join("; ");
+      });
+      words.textContent = problems.length ? problems.join(" · ") : "Fill in a schedule to preview it.";
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.querySelector("form[data-preview-url]");
+    var region = document.querySelector("[data-preview]");
+    if (!form || !region) return;
+    var timer = null;
+    var latest = 0;
+
+    function update() {
+      var data = new FormData(form);
+      data.delete("csrf_token");
+      var query = new URLSearchParams(data).toString();
+      var ticket = ++latest;
+      fetch(form.getAttribute("data-preview-url") + "?" + query, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+        cache: "no-store",
+      })
+        .then(function (response) {
+          return response.ok ? response.json() : null;
+        })
+        .then(function (body) {
+          if (body && ticket === latest) render(region, body);
+        })
+        .catch(function () {});
+    }
+
+    function schedule() {
+      if (timer) window.clearTimeout(timer);
+      timer = window.setTimeout(update, DELAY_MS);
+    }
+
+    form.addEventListener("input", schedule);
+    form.addEventListener("change", schedule);
+  });
+})();
