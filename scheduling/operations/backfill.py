@@ -22,8 +22,8 @@ from scheduling.errors import EntryNotFound, FieldProblem, InvalidEntry
 from scheduling.operations.entries import (
     Publisher,
     mark_dispatched,
-    outgoing_run,
     publish_confirmed,
+    run_message,
 )
 from scheduling.store import RunState, SlotClaim, Store
 from scheduling.timing.slots import slot_task_id
@@ -128,7 +128,7 @@ def backfill(
         for slot in slots
         if slot.action == "dispatch"
     ]
-    details = {"from": _iso(start), "to": _iso(end), "slots": len(instants)}
+    details = {"from": _iso_z(start), "to": _iso_z(end), "slots": len(instants)}
     claimed = store.claim_backfill(name, claims, actor=actor, details=details)
     won = {run.task_id for run in claimed}
     # A slot claimed meanwhile by beat or by a concurrent backfill is a skip after all.
@@ -138,7 +138,7 @@ def backfill(
         else BackfillSlot(slot.scheduled_for, slot.task_id, "skip", RunState.PENDING.value)
         for slot in slots
     ]
-    outgoing = [outgoing_run(compiled, record.definition, run, now) for run in claimed]
+    outgoing = [run_message(compiled, record.definition, run, now) for run in claimed]
     confirmed, failure = publish_confirmed(publisher, outgoing)
     if failure is not None:
         logger.warning(
@@ -154,5 +154,5 @@ def backfill(
     )
 
 
-def _iso(instant: datetime) -> str:
+def _iso_z(instant: datetime) -> str:
     return instant.isoformat().replace("+00:00", "Z")

@@ -59,7 +59,6 @@ __all__ = [
     "list_entries",
     "mark_dispatched",
     "next_fire_times",
-    "outgoing_run",
     "patched_definition",
     "pause_entry",
     "publish_confirmed",
@@ -68,6 +67,7 @@ __all__ = [
     "record_run_now",
     "replace_entry",
     "resume_entry",
+    "run_message",
     "run_now",
     "start_runs",
     "validation_problems",
@@ -333,7 +333,7 @@ def start_runs(
             continue
         target = compiled[claim.entry]
         assert isinstance(target, CompiledEntry)
-        outgoing.append(outgoing_run(target, definitions[claim.entry], run, claim.at))
+        outgoing.append(run_message(target, definitions[claim.entry], run, claim.at))
     confirmed, failure = publish_confirmed(publisher, outgoing)
     unconfirmed = [run.task_id for run in outgoing if run.task_id not in confirmed]
     if failure is not None:
@@ -378,7 +378,7 @@ def _compiled_entry(
         return error
 
 
-def outgoing_run(
+def run_message(
     compiled: CompiledEntry, definition: ScheduleEntry, run: RunRecord, now: datetime
 ) -> OutgoingRun:
     lifetime = expiry(definition, compiled.timetable)

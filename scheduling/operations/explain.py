@@ -100,7 +100,7 @@ def explain_slot(
             None,
             "deleted",
             f"The entry was deleted at {_text(deleted.at)} by {deleted.actor}.",
-            {"deleted_at": _iso(deleted.at), "by": deleted.actor},
+            {"deleted_at": _iso_utc(deleted.at), "by": deleted.actor},
         )
     definition = record.definition
     if definition.start is not None and at < definition.start:
@@ -110,7 +110,7 @@ def explain_slot(
             None,
             "before_start",
             f"The entry starts at {_text(definition.start)}; nothing is due before it.",
-            {"start": _iso(definition.start)},
+            {"start": _iso_utc(definition.start)},
         )
     timetable = compile_entry(name, definition, settings).timetable
     if definition.end is not None and at > definition.end:
@@ -121,7 +121,7 @@ def explain_slot(
             last[0] if last else None,
             "after_end",
             f"The entry ended at {_text(definition.end)}.",
-            {"end": _iso(definition.end), "last_slot": _iso(last[0]) if last else None},
+            {"end": _iso_utc(definition.end), "last_slot": _iso_utc(last[0]) if last else None},
         )
     found = timetable.last_slots(at - LOOKBACK, at, 1)
     if not found:
@@ -153,8 +153,8 @@ def _from_ledger(
         lag = None if run.dispatched_at is None else (run.dispatched_at - slot).total_seconds()
         facts.update(
             lag_seconds=lag,
-            dispatched_at=_iso(run.dispatched_at),
-            finished_at=_iso(run.finished_at),
+            dispatched_at=_iso_utc(run.dispatched_at),
+            finished_at=_iso_utc(run.finished_at),
             runtime_seconds=run.runtime,
             hostname=run.hostname,
             error=(
@@ -173,7 +173,7 @@ def _from_ledger(
         summary = "Claimed; the broker has not confirmed it yet (the leading beat republishes)."
         return _Finding("claimed", summary, facts)
     if run.state is RunState.EXPIRED:
-        facts["dispatched_at"] = _iso(run.dispatched_at)
+        facts["dispatched_at"] = _iso_utc(run.dispatched_at)
         summary = "Dispatched, but its message expired before a worker took it (see `expires`)."
         return _Finding("expired", summary, facts)
     if run.state is RunState.REVOKED:
@@ -188,9 +188,9 @@ def _from_ledger(
     rule = _catchup_rule(definition, late)
     cause = _lateness_cause(store, slot)
     why = cause.pop("why")
-    facts.update(rule=rule, recorded_at=_iso(decided_at), late_seconds=late.total_seconds())
+    facts.update(rule=rule, recorded_at=_iso_utc(decided_at), late_seconds=late.total_seconds())
     facts.update(cause)
-    summary = f"Missed: recorded {_span(late)} late, dropped by {_RULE_WORDS[rule]}; {why}"
+    summary = f"Missed: recorded {_late_text(late)} late, dropped by {_RULE_WORDS[rule]}; {why}"
     return _Finding("missed", summary, facts)
 
 
@@ -219,8 +219,8 @@ def _lateness_cause(store: Store, slot: datetime) -> dict[str, Any]:
     if gap is not None:
         return {
             "cause": "beat_down",
-            "leaderless_from": _iso(gap[0]),
-            "leaderless_until": _iso(gap[1]),
+            "leaderless_from": _iso_utc(gap[0]),
+            "leaderless_until": _iso_utc(gap[1]),
             "why": f"no beat led from {_text(gap[0])}"
             + (f" to {_text(gap[1])}." if gap[1] else " on."),
         }
@@ -252,7 +252,7 @@ def _without_row(
             "created_after",
             f"The entry was created at {_text(created_at)}, after this slot; new entries do not"
             " replay past slots (backfill runs them on request).",
-            {"created_at": _iso(created_at)},
+            {"created_at": _iso_utc(created_at)},
         )
     pause = _pause_at(history, slot, record.paused)
     if pause is not None:
@@ -262,7 +262,7 @@ def _without_row(
         return _Finding(
             "paused",
             f"The entry was paused{since_text}{by}; paused slots are not caught up on resume.",
-            {"paused_at": _iso(since), "by": actor},
+            {"paused_at": _iso_utc(since), "by": actor},
         )
     if not definition.enabled:
         summary = "The entry is disabled (enabled = false)."
@@ -278,16 +278,16 @@ def _without_row(
         return _Finding(
             "beat_down",
             f"No beat led from {_text(gap[0])}{until_text}, so nothing dispatched this slot.",
-            {"leaderless_from": _iso(gap[0]), "leaderless_until": _iso(until)},
+            {"leaderless_from": _iso_utc(gap[0]), "leaderless_until": _iso_utc(until)},
         )
     if now - slot <= _DUE_WINDOW or record.last_slot is None or record.last_slot < slot:
         summary = "Due; the leading beat has not claimed it yet."
-        return _Finding("due", summary, {"last_slot": _iso(record.last_slot)})
+        return _Finding("due", summary, {"last_slot": _iso_utc(record.last_slot)})
     return _Finding(
         "unrecorded",
         "Beat moved past this slot without a ledger row: it was one of the older missed slots"
         " beyond beat.max_catchup (only the newest are recorded), or purge_runs removed it.",
-        {"last_slot": _iso(record.last_slot)},
+        {"last_slot": _iso_utc(record.last_slot)},
     )
 
 
@@ -307,7 +307,7 @@ def _pause_at(
     return None
 
 
-def _iso(instant: datetime | None) -> str | None:
+def _iso_utc(instant: datetime | None) -> str | None:
     return None if instant is None else instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -315,7 +315,7 @@ def _text(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _span(delta: timedelta) -> str:
+def _late_text(delta: timedelta) -> str:
     seconds = delta.total_seconds()
     if seconds < 120:
         return f"{seconds:.0f} s"

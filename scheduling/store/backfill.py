@@ -18,11 +18,12 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from scheduling.errors import EntryNotFound
-from scheduling.store.claims import SlotClaims, as_utc
+from scheduling.store.claims import SlotClaims
 from scheduling.store.history import HistoryRow, write_history
 from scheduling.store.records import RunRecord, RunState, SlotClaim
 from scheduling.store.rows import RUN_COLUMNS, chunks, run_from_row
 from scheduling.store.schema import entries, runs
+from scheduling.timing.timetables import as_utc
 
 __all__ = ["Backfills", "SlotState"]
 

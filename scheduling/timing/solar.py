@@ -150,9 +150,9 @@ class SolarTimetable(Timetable):
     def describe(self) -> str:
         phrase = f"at {_EVENT_WORDS[self.event]} at {_coordinates(self.latitude, self.longitude)}"
         if self.start is not None:
-            phrase += f", from {_local_text(self.start, self.zone)}"
+            phrase += f", from {_wall_text(self.start, self.zone)}"
         if self.end is not None:
-            phrase += f", until {_local_text(self.end, self.zone)}"
+            phrase += f", until {_wall_text(self.end, self.zone)}"
         return phrase
 
     def _identity(self) -> tuple[object, ...]:
@@ -183,5 +183,5 @@ def _coordinates(latitude: float, longitude: float) -> str:
     return f"{abs(latitude):.4g}°{north_south} {abs(longitude):.4g}°{east_west}"
 
 
-def _local_text(instant: datetime, zone: ZoneInfo) -> str:
+def _wall_text(instant: datetime, zone: ZoneInfo) -> str:
     return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M")

@@ -21,8 +21,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from project.app import create_app
 from scheduling.config.settings import ScheduleEntry
 from scheduling.store import RunState, SlotClaim, Store
-from tests.api_fixtures import HEARTBEAT, WRITE_SECRET, make_settings, services, temporary_queues
 from tests.e2e.stack import REPO
+from tests.support.api import HEARTBEAT, WRITE_SECRET, make_settings, services, temporary_queues
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

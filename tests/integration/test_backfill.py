@@ -23,7 +23,7 @@ from project.app import create_app
 from scheduling.flask.cli import queues, schedule
 from scheduling.store import RunState, SlotClaim, Store
 from scheduling.timing.slots import slot_task_id
-from tests.api_fixtures import (
+from tests.support.api import (
     HEARTBEAT,
     READ,
     WRITE,
@@ -32,7 +32,7 @@ from tests.api_fixtures import (
     services,
     temporary_queues,
 )
-from tests.beats import beat_settings_text, unique_queues
+from tests.support.beats import beat_settings_text, unique_queues
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from project.app import create_app
 from scheduling.config.settings import ScheduleEntry
 from scheduling.store import RunState, SlotClaim, Store
-from tests.api_fixtures import (
+from tests.support.api import (
     HEARTBEAT,
     READ_SECRET,
     WRITE_SECRET,

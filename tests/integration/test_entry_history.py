@@ -15,20 +15,15 @@ from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import ConfigOwnedEntry
 from scheduling.store import Store
 from scheduling.tasks.maintenance import purge_finished_runs
-from tests.api_fixtures import (
+from tests.support.api import (
     HEARTBEAT,
     READ,
     WRITE,
     WRITE_SECRET,
-    api_app,
-    api_settings,
-    client,
     make_settings,
     services,
     temporary_queues,
 )
-
-__all__ = ["api_app", "api_settings", "client"]
 
 pytestmark = pytest.mark.integration
 

@@ -23,10 +23,8 @@ from scheduling.flask.cli import schedule
 from scheduling.operations.explain import Explanation, explain_slot
 from scheduling.store import LeaseRecord, RunState, SlotClaim, Store
 from scheduling.timing.slots import slot_task_id
-from tests.api_fixtures import HEARTBEAT, READ, WRITE, api_app, api_settings, client
-from tests.beats import beat_settings_text, unique_queues
-
-__all__ = ["api_app", "api_settings", "client"]
+from tests.support.api import HEARTBEAT, READ, WRITE
+from tests.support.beats import beat_settings_text, unique_queues
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -49,6 +48,7 @@ from scheduling.flask.dashboard.views import (
 )
 from scheduling.flask.services import current_services
 from scheduling.operations import entries as operations
+from scheduling.operations.entries import utc_now
 
 __all__ = ["editor"]
 
@@ -57,10 +57,6 @@ logger = logging.getLogger(__name__)
 editor = AsyncBlueprint("periodic_editor", __name__, template_folder="../templates")
 editor.before_request(guard)
 editor.after_request(protect)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _render(
@@ -83,7 +79,7 @@ def _render(
             preview=shown,
             queues=list(services.settings.queues),
             user=signed_in_user(),
-            now=_now(),
+            now=utc_now(),
         ),
         status,
     )
@@ -97,7 +93,7 @@ def _preview_of(result: FormResult) -> Preview | None:
     if result.definition is None:
         return None
     try:
-        return preview(result.definition, current_services().settings, _now())
+        return preview(result.definition, current_services().settings, utc_now())
     except (KeyError, ValueError):
         return None
 
@@ -118,7 +114,7 @@ async def new_entry() -> ResponseReturnValue:
 
 
 @editor.post("/new")
-async def create_entry() -> ResponseReturnValue:
+async def save_new_entry() -> ResponseReturnValue:
     refused = may_act()
     if refused is not None:
         return refused
@@ -145,7 +141,7 @@ async def create_entry() -> ResponseReturnValue:
             services.registry,
             result.name,
             definition,
-            _now(),
+            utc_now(),
             who,
         )
     except InvalidEntry as error:
@@ -204,7 +200,7 @@ async def update_entry(name: str) -> ResponseReturnValue:
             services.registry,
             name,
             result.definition,
-            _now(),
+            utc_now(),
             who,
         )
     except InvalidEntry as error:
@@ -225,7 +221,7 @@ async def update_entry(name: str) -> ResponseReturnValue:
 
 
 @editor.post("/entries/<name>/delete")
-async def delete_entry(name: str) -> ResponseReturnValue:
+async def delete_api_entry(name: str) -> ResponseReturnValue:
     refused = may_act()
     if refused is not None:
         return refused

@@ -367,7 +367,9 @@ async def run_entry_now(name: str) -> ResponseReturnValue:
     except StoreError:
         flash(f"{name} was not started: the store cannot be reached. Try again shortly.", "error")
     else:
-        await run_blocking(operations.record_run_now, services.store, name, _actor(), run.task_id)
+        await run_blocking(
+            operations.record_run_now, current_services().store, name, _actor(), run.task_id
+        )
         logger.info("dashboard: %s ran %s now (task %s)", _user().name, name, run.task_id)
         flash(f"Started {name} (task {run.task_id}); its state appears below.", "ok")
     return _back()
