@@ -70,6 +70,7 @@ dashboard = AsyncBlueprint(
 )
 DISABLED_KEY = "PERIODIC_DASHBOARD_DISABLED"
 PUBLIC_ENDPOINTS = frozenset({"periodic.login", "periodic.static"})
+"""The sign-in page and its stylesheet and script (not secret) need no session."""
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
