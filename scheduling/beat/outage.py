@@ -26,8 +26,13 @@ class Outage:
         first_delay: float = 0.5,
         max_delay: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        on_down: Callable[[], None] | None = None,
+        on_back: Callable[[], None] | None = None,
     ) -> None:
+        """`on_down`/`on_back` run once when the dependency first fails and when it is back."""
         self.name = name
+        self.on_down = on_down
+        self.on_back = on_back
         self.logger = logger
         self.first_delay = first_delay
         self.max_delay = max_delay
@@ -54,6 +59,8 @@ class Outage:
         if self.failures == 0:
             self.since = now
             self.logger.error("%s unreachable: %s; retrying with backoff", self.name, error)
+            if self.on_down is not None:
+                self.on_down()
         else:
             self.logger.debug("%s still unreachable: %s", self.name, error)
         delay = min(self.max_delay, self.first_delay * 2.0**self.failures)
@@ -65,6 +72,8 @@ class Outage:
         if self.failures:
             lasted = self.clock() - (self.since or self.clock())
             self.logger.warning("%s back after %.1fs", self.name, lasted)
+            if self.on_back is not None:
+                self.on_back()
         self.failures = 0
         self.since = None
         self.retry_at = 0.0

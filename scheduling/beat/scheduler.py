@@ -110,7 +110,11 @@ class DatabaseScheduler(Scheduler):
         self.dispatcher: Dispatcher | None = None
         self.watcher: SettingsWatcher | None = None
         self.store_outage = Outage("store", logger)
-        self.broker_outage = Outage("broker", logger)
+        self.broker_outage = Outage(
+            "broker", logger, on_down=self._broker_down, on_back=self._broker_back
+        )
+        self._broker_outage: tuple[int | None, datetime] | None = None
+        """(its row id, or None if the store could not take it; when it began)."""
         self._unsynced: Settings | None = None
         self._seq = 0
         self._led_generation = 0
@@ -255,6 +259,33 @@ class DatabaseScheduler(Scheduler):
                 len(summary.pruned),
                 summary.unchanged,
             )
+
+    def _broker_down(self) -> None:
+        """Record the start of a broker outage, so explain can name it (best effort)."""
+        began = datetime.now(UTC)
+        outage_id = None
+        if self.store is not None:
+            try:
+                outage_id = self.store.outage_began("broker", self.beat_id, began)
+            except StoreError:
+                logger.debug("broker outage start not recorded: the store did not answer")
+        self._broker_outage = (outage_id, began)
+
+    def _broker_back(self) -> None:
+        if self._broker_outage is None or self.store is None:
+            return
+        outage_id, began = self._broker_outage
+        self._broker_outage = None
+        try:
+            self.store.outage_ended(
+                outage_id,
+                datetime.now(UTC),
+                dependency="broker",
+                beat_id=self.beat_id,
+                began=began,
+            )
+        except StoreError:
+            logger.debug("broker outage end not recorded: the store did not answer")
 
     # --- the tick -----------------------------------------------------------------------
 

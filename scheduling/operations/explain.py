@@ -1,8 +1,9 @@
 """ "Why did it (not) run?": what happened to an entry's slot at or before an instant, and why.
 
-Built only from what the store recorded, never guessed: the run ledger (the slot's row and its
-state), the entry's history (created, paused, resumed, deleted, by whom and when) and the
-leadership terms (which beat led when). The answer names one reason code:
+Built only from what the store recorded, never guessed: the run ledger (the slot's row and
+its state), the entry's history (created, paused, resumed, deleted, by whom and when), the
+leadership terms (which beat led when) and the broker outages the leader recorded. The answer
+names one reason code:
 
 ======================  =================================================================
 ``dispatched``          sent to the broker: task id, lag, outcome so far (runtime, error)
@@ -13,8 +14,9 @@ leadership terms (which beat led when). The answer names one reason code:
 ``missed``              recorded missed; ``rule`` says which catch-up rule dropped it
                         (``misfire_grace``, ``catchup_latest``, ``catchup_skip``,
                         ``max_catchup``) and ``cause`` why it was late (``beat_down``: no
-                        beat led then; ``leader_could_not_dispatch``: a beat led but the
-                        broker or the database did not answer)
+                        beat led then; ``broker_down``: the leader recorded a broker
+                        outage then; ``leader_could_not_dispatch``: neither, so the
+                        database or the beat itself did not keep up)
 ``not_yet_due``         the slot is in the future
 ``due``                 due, not yet dispatched (within the last minute, a leader is on it)
 ``beat_down``           no ledger row and no beat led at the slot's time
@@ -183,9 +185,13 @@ def _from_ledger(
     if run.state is RunState.SKIPPED:
         summary = 'Skipped: overlap = "skip" and the previous run had not finished.'
         return _Finding("skipped_overlap", summary, facts)
-    decided_at = run.claimed_at
-    late = decided_at - slot
-    rule = _catchup_rule(definition, late)
+    if run.error_type == "MisfireGrace":  # claimed on time, unconfirmed past the grace
+        decided_at, rule = run.finished_at or run.claimed_at, "misfire_grace"
+        late = decided_at - slot
+    else:
+        decided_at = run.claimed_at
+        late = decided_at - slot
+        rule = _catchup_rule(definition, late)
     cause = _lateness_cause(store, slot)
     why = cause.pop("why")
     facts.update(rule=rule, recorded_at=_iso_utc(decided_at), late_seconds=late.total_seconds())
@@ -224,9 +230,20 @@ def _lateness_cause(store: Store, slot: datetime) -> dict[str, Any]:
             "why": f"no beat led from {_text(gap[0])}"
             + (f" to {_text(gap[1])}." if gap[1] else " on."),
         }
+    broker = store.outages_at("broker", slot)
+    if broker:
+        began, ended = broker[0].started_at, broker[-1].ended_at
+        return {
+            "cause": "broker_down",
+            "broker_down_from": _iso_utc(began),
+            "broker_down_until": _iso_utc(ended),
+            "why": f"the broker was unreachable from {_text(began)}"
+            + (f" to {_text(ended)}." if ended else " on."),
+        }
     return {
         "cause": "leader_could_not_dispatch",
-        "why": "a beat led, but the broker or the database did not answer in time.",
+        "why": "a beat led and no broker outage was recorded: the database (or the beat"
+        " itself) did not keep up.",
     }
 
 

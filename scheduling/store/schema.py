@@ -271,6 +271,18 @@ lease_terms = Table(
 open term (no ended_at) lasts until the lease's expires_at; "no term covers instant t" is how
 the explain feature knows that no beat was leading at t."""
 
+outages = Table(
+    "periodic_outages",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("dependency", String(16), nullable=False),
+    Column("beat_id", String(255), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Index("ix_periodic_outages_started_at", "started_at"),
+)
+"""When the leading beat could not reach the broker (v3), so a missed slot can say so."""
+
 LEASE_NAME = "beat"
 
 
@@ -317,9 +329,10 @@ def _add_jitter_v2(conn: Connection) -> None:
 
 
 def _add_history_v3(conn: Connection) -> None:
-    """Entry changes and leadership terms; nothing earlier was recorded, so both start empty."""
+    """Entry changes, leadership terms, broker outages; nothing earlier was recorded."""
     entry_history.create(conn, checkfirst=True)
     lease_terms.create(conn, checkfirst=True)
+    outages.create(conn, checkfirst=True)
 
 
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (

@@ -9,6 +9,7 @@ from scheduling.store.entries import EntryOperations
 from scheduling.store.history import EntryHistory
 from scheduling.store.index import EntryIndex
 from scheduling.store.lease import LeaseOperations
+from scheduling.store.outages import Outages
 from scheduling.store.runs import RunLedger
 from scheduling.store.schema import migrate
 from scheduling.store.sync import ConfigSync
@@ -28,6 +29,7 @@ class Store(
     LeaseOperations,
     LedgerTallies,
     LeaseTerms,
+    Outages,
     RunTimelines,
 ):
     """Entries, the run ledger and the lease over one SQLAlchemy engine (thread-safe).

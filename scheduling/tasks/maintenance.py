@@ -21,16 +21,16 @@ PURGE_BATCH = 1000
 def purge_finished_runs(store: Store, older_than: timedelta, now: datetime) -> int:
     """Delete finished runs that ended before ``now - older_than``; return how many.
 
-    History records made before the same instant go too, and leadership terms that ended
-    before it, so "how far back can I see (and explain)" has one answer.
+    History records made before the same instant go too, and leadership terms and broker
+    outages that ended before it, so "how far back can I see (and explain)" has one answer.
     """
     if older_than <= timedelta(0):
         raise ValueError("older_than must be a positive duration")
     purged = store.purge_runs(now - older_than, batch_size=PURGE_BATCH)
     changes = store.purge_history(now - older_than, batch_size=PURGE_BATCH)
-    terms = store.purge_lease_terms(now - older_than)
+    terms = store.purge_lease_terms(now - older_than) + store.purge_outages(now - older_than)
     logger.info(
-        "purged %d history record(s) and %d leadership term(s) older than %s",
+        "purged %d history record(s) and %d leadership term(s) or outage(s) older than %s",
         changes,
         terms,
         now - older_than,

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from project.devtools.localbroker import LocalRabbitNode
+from scheduling.config.loading import load_settings
+from scheduling.operations.explain import explain_slot
 from scheduling.store import RunRecord, RunState, Store
 from tests.support.beats import QueueTap, beat_settings_text, start_beat, unique_queues
 
@@ -124,6 +126,15 @@ def test_beat_rides_out_a_broker_outage(rabbit_node: LocalRabbitNode, tmp_path: 
             and run.claimed_at - run.scheduled_for > timedelta(seconds=1)
         ]
         assert 4 <= len(caught_up) <= 6, [(run.scheduled_for, run.claimed_at) for run in caught_up]
+
+        # The leader recorded the outage, and "why did it not run?" names it.
+        middle = down_at + timedelta(seconds=OUTAGE / 2)
+        (recorded,) = store.outages_at("broker", middle)
+        assert recorded.started_at - down_at < timedelta(seconds=10)
+        assert recorded.ended_at is not None
+        assert recorded.ended_at - up_at < timedelta(seconds=30)
+        answer = explain_slot(store, load_settings(settings), "out-latest", middle, up_at)
+        assert (answer.reason, answer.facts["cause"]) == ("missed", "broker_down"), answer
     finally:
         beat.stop()
         store.close()

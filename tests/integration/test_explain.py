@@ -277,3 +277,37 @@ def test_cli_explain(tmp_path: Path, broker_url: str) -> None:
 
 def _z(instant: datetime) -> str:
     return instant.isoformat().replace("+00:00", "Z")
+
+
+def test_missed_while_the_broker_was_down(store: Store) -> None:
+    store.create_entry("e", hourly(catchup="latest"), next_run_at=None)
+    slot = T0 + 5 * HOUR
+    lease = lead(store, "beat-a", slot - 2 * HOUR, timedelta(days=1))
+    outage = store.outage_began("broker", "beat-a", slot - HOUR)
+    store.outage_ended(outage, slot + HOUR)
+    claim(store, lease, "e", slot, RunState.MISSED)
+
+    answer = explain(store, "e", slot)
+
+    assert answer.facts["cause"] == "broker_down"
+    assert answer.facts["broker_down_from"] == _z(slot - HOUR)
+    assert answer.facts["broker_down_until"] == _z(slot + HOUR)
+
+
+def test_unconfirmed_past_the_grace_is_a_grace_miss(store: Store) -> None:
+    store.create_entry("e", hourly(misfire_grace=HOUR, catchup="all"), next_run_at=None)
+    lease = lead(store, "beat-a", T0, timedelta(days=1))
+    task_id = claim(store, lease, "e", T0 - HOUR, RunState.PENDING)
+    store.record_run_finished(task_id, RunState.MISSED, T0 + HOUR, error_type="MisfireGrace")
+
+    answer = explain(store, "e", T0 - HOUR, now=T0 + HOUR)
+
+    assert (answer.reason, answer.facts["rule"]) == ("missed", "misfire_grace")
+
+
+def test_an_outage_recorded_only_when_it_ended(store: Store) -> None:
+    store.outage_ended(None, T0, dependency="broker", beat_id="b", began=T0 - HOUR)
+
+    (outage,) = store.outages_at("broker", T0 - timedelta(minutes=30))
+    assert (outage.started_at, outage.ended_at) == (T0 - HOUR, T0)
+    assert store.outages_at("broker", T0 + HOUR) == []

@@ -46,3 +46,21 @@ def test_logs_once_when_it_goes_down_and_once_when_it_is_back(
     ]
     assert not outage.down
     assert outage.wait() == 0.0
+
+
+def test_down_and_back_hooks_run_once_per_outage() -> None:
+    events: list[str] = []
+    outage = Outage(
+        "broker",
+        logging.getLogger("test.outage"),
+        clock=lambda: 0.0,
+        on_down=lambda: events.append("down"),
+        on_back=lambda: events.append("back"),
+    )
+    outage.succeeded()
+    outage.failed(RuntimeError("x"))
+    outage.failed(RuntimeError("x"))
+    outage.succeeded()
+    outage.succeeded()
+
+    assert events == ["down", "back"]
