@@ -149,7 +149,7 @@ class EntryOperations(ChangeFeed):
                 )
             )
             self._forget_tombstones(conn, [name])
-            details = {"definition": stored_definition(text)}
+            details = stored_definition(text)
             write_history(conn, [HistoryRow(name, "create", actor, details)], now)
             return self._select_entry(conn, name)
 
@@ -199,7 +199,7 @@ class EntryOperations(ChangeFeed):
             ).scalar_one()
             seq = bump_change_seq(conn, 1)
             self._bury(conn, [name], seq, now)
-            details = {"definition": stored_definition(str(before))}
+            details = stored_definition(str(before))
             write_history(conn, [HistoryRow(name, "delete", actor, details)], now)
 
     def set_paused(self, name: str, paused: bool, *, actor: str = "unknown") -> EntryRecord:

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, delete, select
 
 from scheduling.store.database import Database
 from scheduling.store.rows import chunks
-from scheduling.store.schema import entry_history
+from scheduling.store.schema import entry_history, sqlite_text
 
 __all__ = [
     "HISTORY_ACTIONS",
@@ -59,12 +59,16 @@ class HistoryRecord:
 
 @dataclass(frozen=True)
 class HistoryRow:
-    """A change to record: what `write_history` takes."""
+    """A change to record: what `write_history` takes.
+
+    `details` may come already serialised (a str of JSON): a sync of 100k entries then wraps
+    each stored definition text instead of parsing and dumping it again.
+    """
 
     entry: str
     action: HistoryAction
     actor: str
-    details: Mapping[str, Any]
+    details: Mapping[str, Any] | str
 
 
 def definition_changes(old_json: str, new_json: str) -> dict[str, dict[str, Any]]:
@@ -77,24 +81,44 @@ def definition_changes(old_json: str, new_json: str) -> dict[str, dict[str, Any]
     }
 
 
-def stored_definition(text: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded
+def stored_definition(text: str) -> str:
+    """The details of a create or delete: the definition as stored, without re-parsing it."""
+    return '{"definition":' + text + "}"
+
+
+_SQLITE_INSERT = (
+    "INSERT INTO periodic_entry_history (entry, at, action, actor, details) VALUES (?, ?, ?, ?, ?)"
+)
 
 
 def write_history(conn: Connection, rows: Sequence[HistoryRow], at: datetime) -> None:
-    """Record `rows` inside the caller's write transaction."""
-    params = [
-        {
-            "entry": row.entry,
-            "at": at,
-            "action": row.action,
-            "actor": row.actor[:_ACTOR_LENGTH],
-            "details": json.dumps(row.details, separators=(",", ":"), sort_keys=True),
-        }
+    """Record `rows` inside the caller's write transaction (driver-level bulk on SQLite)."""
+    if not rows:
+        return
+    values = [
+        (
+            row.entry,
+            row.action,
+            row.actor[:_ACTOR_LENGTH],
+            row.details
+            if isinstance(row.details, str)
+            else json.dumps(row.details, separators=(",", ":"), sort_keys=True),
+        )
         for row in rows
     ]
-    for part in chunks(params):
+    if conn.dialect.name == "sqlite":
+        stamp = sqlite_text(at)
+        params = [
+            (entry, stamp, action, actor, details) for entry, action, actor, details in values
+        ]
+        for part in chunks(params):
+            conn.exec_driver_sql(_SQLITE_INSERT, list(part))
+        return
+    mapped = [
+        {"entry": entry, "at": at, "action": action, "actor": actor, "details": details}
+        for entry, action, actor, details in values
+    ]
+    for part in chunks(mapped):
         conn.execute(entry_history.insert(), list(part))
 
 

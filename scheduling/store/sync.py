@@ -226,10 +226,7 @@ def _sync_history(
     existing: Mapping[str, tuple[str, str]],
     actor: str,
 ) -> list[HistoryRow]:
-    rows = [
-        HistoryRow(name, "create", actor, {"definition": stored_definition(wanted[name])})
-        for name in created
-    ]
+    rows = [HistoryRow(name, "create", actor, stored_definition(wanted[name])) for name in created]
     rows.extend(
         HistoryRow(
             name, "update", actor, {"changes": definition_changes(existing[name][1], wanted[name])}
@@ -237,7 +234,6 @@ def _sync_history(
         for name in updated
     )
     rows.extend(
-        HistoryRow(name, "delete", actor, {"definition": stored_definition(existing[name][1])})
-        for name in pruned
+        HistoryRow(name, "delete", actor, stored_definition(existing[name][1])) for name in pruned
     )
     return rows
