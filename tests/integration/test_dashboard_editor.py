@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 
 from project.app import create_app
 from scheduling.config.settings import ScheduleEntry
+from scheduling.flask import Periodic
 from scheduling.store import RunState, SlotClaim, Store
 from tests.support.api import (
     HEARTBEAT,
@@ -224,3 +225,29 @@ def test_the_dashboard_serves_its_stylesheet_and_script(app: Flask) -> None:
             assert response.status_code == 200
         finally:
             response.close()
+
+
+def test_the_editor_works_under_a_team_apps_prefix(store_url: str, broker_url: str) -> None:
+    """Through the extension (`Periodic(app)` mounts under /periodic): form, save, assets."""
+    app_section = {"timezone": "UTC", "database_url": store_url, "secret_key": "k" * 40}
+    settings = make_settings(store_url, broker_url, app=app_section)
+    team_app = Flask("team")
+    team_app.config["TESTING"] = True
+    with temporary_queues(settings):
+        Periodic(team_app, settings=settings)
+        try:
+            client = team_app.test_client()
+            token = csrf_of(client.get("/periodic/login").get_data(as_text=True))
+            client.post("/periodic/login", data={"csrf_token": token, "token": WRITE_SECRET})
+            form = client.get("/periodic/new").get_data(as_text=True)
+            assert 'action="/periodic/new"' in form
+            assert 'data-preview-url="/periodic/preview.json"' in form
+            saved = client.post(
+                "/periodic/new",
+                data={"csrf_token": csrf_of(form), "action": "save", "name": "team-tick",
+                      "task": HEARTBEAT, "every": "1h", "enabled": "on"},
+            )  # fmt: skip
+            assert saved.headers["Location"].endswith("/periodic/entries/team-tick")
+            assert services(team_app).store.get_entry("team-tick") is not None
+        finally:
+            services(team_app).close()
