@@ -44,8 +44,8 @@ from scheduling.errors import (
 from scheduling.flask.services import PERIODIC, Services
 from scheduling.operations.backfill import BackfillReport, backfill
 from scheduling.operations.entries import record_run_now, run_now
-from scheduling.store import EntryRecord, Store
 from scheduling.operations.explain import explain_slot
+from scheduling.store import EntryRecord, Store
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 

@@ -2,8 +2,8 @@
 
 The form must accept and refuse exactly what the API does, show problems beside their fields,
 store nothing on error, and keep settings.toml entries read-only; the timelines must draw one
-cell per run coloured by its outcome. The browser test (tests/e2e/test_editor_and_timelines_in_chromium.py)
-covers the same path in Chromium.
+cell per run coloured by its outcome. The browser test
+(tests/e2e/test_editor_and_timelines_in_chromium.py) covers the same path in Chromium.
 """
 
 from __future__ import annotations
