@@ -1,6 +1,8 @@
 # The one image behind every Periodic service in compose.yaml: web, workers and beats differ
 # only by their command. Slim Python 3.11, dependencies in their own cached layer, non-root.
-FROM python:3.11-slim-bookworm
+# `nox -s images` builds it FROM its own Debian-built Python where no registry is reachable.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -6,7 +6,7 @@ can tell "Periodic refused or failed" apart from bugs and third-party errors.
 
 from __future__ import annotations
 
-__all__ = ["BrokerNodeError", "ProjectError", "ServeError"]
+__all__ = ["BrokerNodeError", "EngineUnavailable", "ImageBuildError", "ProjectError", "ServeError"]
 
 
 class ProjectError(Exception):
@@ -24,3 +24,13 @@ class BrokerNodeError(ProjectError):
 class ServeError(ProjectError):
     """``python -m project.devtools.serve`` cannot bring the stack up; the message says what to
     do."""
+
+
+class EngineUnavailable(ProjectError):
+    """No Docker engine answers and none can be started here (see
+    :mod:`project.devtools.engine`); the message says why, so a skip can name it."""
+
+
+class ImageBuildError(ProjectError):
+    """Building a local image (see :mod:`project.devtools.images`) failed; the message names the
+    image and carries the tail of the build's output."""

@@ -78,6 +78,7 @@ __all__ = [
     "LocalEpmd",
     "LocalRabbitNode",
     "broker_answers",
+    "free_ports",
     "rabbitmq_server_available",
 ]
 
@@ -182,7 +183,7 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _free_ports(count: int, exclude: set[int]) -> list[int]:
+def free_ports(count: int, exclude: set[int]) -> list[int]:
     """Ports that are free now, distinct, and ideally below the kernel's ephemeral range.
 
     A port handed out by ``bind(0)`` comes from the ephemeral range, where any outgoing connection
@@ -326,7 +327,7 @@ class LocalEpmd:
     @property
     def port(self) -> int:
         if self._port is None:
-            self._port = _free_ports(1, set())[0]
+            self._port = free_ports(1, set())[0]
         return self._port
 
     @property
@@ -498,7 +499,7 @@ class LocalRabbitNode:
             return
         exclude = {self._port} if self._port is not None else set()
         exclude.add(self.epmd.port)
-        ports = _free_ports(1 if self._port is not None else 2, exclude)
+        ports = free_ports(1 if self._port is not None else 2, exclude)
         if self._port is None:
             self._port = ports.pop()
         self._dist_port = ports.pop()

@@ -56,36 +56,74 @@ def test_env_url_that_does_not_answer_fails_clearly(monkeypatch: pytest.MonkeyPa
         pass
 
 
-@pytest.mark.usefixtures("no_env_url")
+@pytest.fixture
+def no_image_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(brokers.RABBITMQ_IMAGE_ENV, raising=False)
+
+
+@pytest.mark.usefixtures("no_env_url", "no_image_env")
 def test_docker_is_preferred_to_a_local_node(monkeypatch: pytest.MonkeyPatch) -> None:
     events: list[str] = []
+    made: list[tuple[str, dict[str, str]]] = []
 
     class FakeContainer:
+        def __init__(self, image: str, environment: dict[str, str]) -> None:
+            made.append((image, environment))
+
         def start(self) -> None:
             events.append("start")
 
         def stop(self) -> None:
             events.append("stop")
 
-        def get_container_host_ip(self) -> str:
-            return "10.1.2.3"
-
-        def get_exposed_port(self, port: int) -> int:
-            assert port == 5672
-            return 32771
-
     monkeypatch.setattr(brokers, "docker_answers", lambda: True)
+    monkeypatch.setattr(brokers, "free_ports", lambda count, exclude: [32771, 32772, 32773])
     monkeypatch.setattr(brokers, "_make_container", FakeContainer)
     monkeypatch.setattr(brokers, "_wait_answers", lambda url, timeout: True)
     monkeypatch.setattr(brokers, "LocalRabbitNode", forbid("LocalRabbitNode"))
 
     with brokers.provide_broker(Path("/nonexistent")) as url:
-        assert url == "amqp://guest:guest@10.1.2.3:32771//"
+        assert url == "amqp://guest:guest@127.0.0.1:32771//"
         assert events == ["start"]
     assert events == ["start", "stop"]
+    [(image, environment)] = made
+    assert image == brokers.DEFAULT_RABBITMQ_IMAGE
+    assert environment["RABBITMQ_NODE_PORT"] == "32771"
+    assert environment["RABBITMQ_DIST_PORT"] == "32772"
+    assert environment["ERL_EPMD_PORT"] == "32773"
+
+
+def test_container_keeps_off_the_machines_own_broker() -> None:
+    """On the host network the node must not use the default name, dist port or epmd."""
+    first = brokers.container_environment(40001, 40002, 40003)
+    second = brokers.container_environment(40001, 40002, 40003)
+    assert first["RABBITMQ_NODENAME"] != second["RABBITMQ_NODENAME"]
+    assert not first["RABBITMQ_NODENAME"].startswith("rabbit@")
+    assert first["ERL_EPMD_PORT"] == "40003"
+    assert first["ERL_EPMD_ADDRESS"] == first["RABBITMQ_NODE_IP_ADDRESS"] == "127.0.0.1"
 
 
 @pytest.mark.usefixtures("no_env_url")
+def test_image_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(brokers.RABBITMQ_IMAGE_ENV, "periodic/rabbitmq:bookworm")
+    assert brokers.rabbitmq_image() == "periodic/rabbitmq:bookworm"
+
+
+@pytest.mark.usefixtures("no_env_url")
+def test_asking_for_an_image_without_an_engine_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The explicit container request must not hide behind the local-node fallback."""
+    monkeypatch.setenv(brokers.RABBITMQ_IMAGE_ENV, "periodic/rabbitmq:bookworm")
+    monkeypatch.setattr(brokers, "docker_answers", lambda: False)
+    monkeypatch.setattr(brokers, "LocalRabbitNode", forbid("LocalRabbitNode"))
+
+    with (
+        pytest.raises(pytest.fail.Exception, match="no Docker engine answers"),
+        brokers.provide_broker(Path("/nonexistent")),
+    ):
+        pass
+
+
+@pytest.mark.usefixtures("no_env_url", "no_image_env")
 def test_local_node_without_docker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     nodes: list[Path] = []
 
@@ -103,7 +141,7 @@ def test_local_node_without_docker(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert nodes == [tmp_path / "rabbitmq"]
 
 
-@pytest.mark.usefixtures("no_env_url")
+@pytest.mark.usefixtures("no_env_url", "no_image_env")
 def test_no_broker_at_all_fails_with_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(brokers, "docker_answers", lambda: False)
     monkeypatch.setattr(brokers, "rabbitmq_server_available", lambda: False)

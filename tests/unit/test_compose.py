@@ -24,6 +24,8 @@ from scheduling.config.loading import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose.yaml"
+COMPOSE_OVERRIDE = REPO / "compose.override.yaml"
+COMPOSE_LOCAL = REPO / "compose.local.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 README = REPO / "README.md"
 
@@ -67,6 +69,12 @@ def interpolate(value: str, env: Mapping[str, str]) -> str:
 
     parts = value.split("$$")
     return "$".join(_VARIABLE.sub(replace, part) for part in parts)
+
+
+def published_ports() -> dict[str, list[Any]]:
+    """compose.override.yaml's ports per service (`docker compose up` loads it by itself)."""
+    services = yaml.safe_load(COMPOSE_OVERRIDE.read_text(encoding="utf-8"))["services"]
+    return {name: list(service.get("ports", [])) for name, service in services.items()}
 
 
 def command_of(service: Mapping[str, Any]) -> list[str]:
@@ -115,16 +123,14 @@ def test_web_runs_gunicorn_with_a_liveness_check_on_loopback(
     check = " ".join(web["healthcheck"]["test"])
     assert "/healthz" in check
     assert "/readyz" not in check
-    (port,) = web["ports"]
+    (port,) = published_ports()["web"]
     assert interpolate(str(port), {}) == "127.0.0.1:8000:8000"
     assert interpolate(str(port), {"PERIODIC_WEB_ADDRESS": "0.0.0.0"}) == "0.0.0.0:8000:8000"
 
 
-def test_every_published_port_is_on_loopback_by_default(
-    services: dict[str, dict[str, Any]],
-) -> None:
-    for name, service in services.items():
-        for port in service.get("ports", []):
+def test_every_published_port_is_on_loopback_by_default() -> None:
+    for name, ports in published_ports().items():
+        for port in ports:
             assert interpolate(str(port), {}).startswith("127.0.0.1:"), (name, port)
 
 
@@ -278,7 +284,11 @@ def test_the_dockerfile_is_slim_cached_and_non_root() -> None:
         for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    assert re.fullmatch(r"FROM python:3\.11(\.\d+)?-slim(-\w+)?", lines[0])
+    # The base is an ARG so that `nox -s images` can build FROM a Debian-built Python.
+    arg, _, default = lines[0].partition("=")
+    assert arg == "ARG PYTHON_IMAGE"
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", default)
+    assert lines[1] == "FROM ${PYTHON_IMAGE}"
     users = [line.split(None, 1)[1] for line in lines if line.startswith("USER ")]
     assert users, "the image must not run as root"
     assert users[-1].split(":")[0] not in {"root", "0"}
@@ -295,3 +305,22 @@ def test_the_dockerfile_is_slim_cached_and_non_root() -> None:
 def test_the_dockerignore_keeps_state_and_history_out() -> None:
     ignored = set((REPO / ".dockerignore").read_text(encoding="utf-8").split())
     assert {".git", "var", ".nox", "tests"} <= ignored
+
+
+def test_compose_v1_accepts_the_files_and_the_local_override_needs_no_registry() -> None:
+    """Debian's docker-compose 1.29 (the one these machines can install) parses both setups."""
+    document = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert "name" not in document, "Compose v1 rejects a top-level name:"
+    local = yaml.safe_load(COMPOSE_LOCAL.read_text(encoding="utf-8"))["services"]
+    assert set(local) == BACKING | APP_SERVICES
+    for name, service in local.items():
+        assert service.get("network_mode") == "host", name
+        # Host networking refuses published ports, and an override cannot remove them.
+        assert "ports" not in document["services"][name], name
+    compose_v1 = shutil.which("docker-compose")
+    if compose_v1 is None:
+        pytest.skip("docker-compose (v1) is not installed: apt-get install docker-compose")
+    for files in (["compose.yaml"], ["compose.yaml", "compose.local.yaml"]):
+        argv = [compose_v1, *(f"--file={name}" for name in files), "config", "--quiet"]
+        result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{files}: {result.stderr}"
