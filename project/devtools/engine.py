@@ -63,19 +63,24 @@ def engine_answers(host: str, timeout: float = 2.0) -> bool:
     try:
         if host.startswith("unix://"):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            sock.connect(host.removeprefix("unix://"))
+            with sock:
+                sock.settimeout(timeout)
+                sock.connect(host.removeprefix("unix://"))
+                reply = _ping(sock)
         elif host.startswith("tcp://"):
             address, _, port = host.removeprefix("tcp://").rstrip("/").rpartition(":")
-            sock = socket.create_connection((address, int(port)), timeout=timeout)
+            with socket.create_connection((address, int(port)), timeout=timeout) as sock:
+                reply = _ping(sock)
         else:
             return False
-        with sock:
-            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-            reply = sock.recv(4096)
     except (OSError, ValueError):
         return False
     return reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0]
+
+
+def _ping(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+    return sock.recv(4096)
 
 
 def find_engine() -> str | None:
