@@ -160,7 +160,7 @@ def _start_private_engine(dockerd: str) -> None:
     while not engine_answers(PRIVATE_HOST):
         if time.monotonic() >= deadline:
             msg = f"the private dockerd did not answer on {PRIVATE_HOST} in {_START_TIMEOUT:.0f} s"
-            raise EngineUnavailable(f"{msg}; last lines of {log}:\n{_tail(log)}")
+            raise EngineUnavailable(f"{msg}; last lines of {log}:\n{_log_tail(log)}")
         time.sleep(0.25)
 
 
@@ -181,14 +181,14 @@ def stop_private_engine(timeout: float = 60.0) -> bool:
     return True
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def _log_tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"(no log at {path})"
 
 
-def main(argv: list[str] | None = None) -> int:
+def engine_cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m project.devtools.engine", description=__doc__.split("\n\n")[0]
     )
@@ -210,4 +210,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(engine_cli())

@@ -285,7 +285,7 @@ def images_present(host: str, images: ImageSet) -> list[str]:
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
+def images_cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m project.devtools.images", description=__doc__.split("\n\n")[0]
     )
@@ -311,4 +311,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(images_cli())
