@@ -13,7 +13,7 @@ import nox
 # The container tooling is stdlib-only, so nox's own interpreter can run it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from project.devtools.engine import find_engine
-from project.devtools.images import build_images, image_set, image_source, images_present
+from project.devtools.images import build_images, image_set, image_source, missing_images
 from project.errors import EngineUnavailable, ImageBuildError
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -43,7 +43,7 @@ def container_env(session: nox.Session) -> dict[str, str]:
     except ImageBuildError as error:
         session.log(f"containers: {error}")
         return {}
-    missing = images_present(host, names)
+    missing = missing_images(host, names)
     if missing:
         session.log(f"containers: {missing} missing on {host} (`nox -s images` builds them)")
         return {}

@@ -44,7 +44,7 @@ from typing import Final
 from project.devtools.engine import data_root, ensure_engine
 from project.errors import EngineUnavailable, ImageBuildError
 
-__all__ = ["ImageSet", "build_images", "image_set", "images_present"]
+__all__ = ["ImageSet", "build_images", "image_set", "missing_images"]
 
 REPO: Final = Path(__file__).resolve().parents[2]
 CONTAINERS: Final = REPO / "containers"
@@ -271,7 +271,7 @@ def _bootstrap_base(docker: _Docker, tag: str, mirror: str, suite: str) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def images_present(host: str, images: ImageSet) -> list[str]:
+def missing_images(host: str, images: ImageSet) -> list[str]:
     """The names in ``images`` that the engine at ``host`` does not have."""
     docker = shutil.which("docker") or "docker"
     env = {**os.environ, "DOCKER_HOST": host}

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from project.devtools.engine import find_engine
-from project.devtools.images import image_set, images_present
+from project.devtools.images import image_set, missing_images
 from project.devtools.localbroker import free_ports
 from project.errors import ImageBuildError
 
@@ -147,7 +147,7 @@ def _engine_and_images() -> tuple[str, str, dict[str, str]]:
         images = image_set()
     except ImageBuildError as error:
         pytest.skip(f"no image names for this machine: {error}")
-    missing = images_present(host, images)
+    missing = missing_images(host, images)
     if missing:
         pytest.skip(f"images {missing} are missing on {host}: run `nox -s images`")
     return compose_v1, host, images.environment()
