@@ -172,13 +172,22 @@ def stop_private_engine(timeout: float = 60.0) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists() and _private_pid() == pid:
+    while _alive(pid):  # not just the PID file: dockerd removes it before it has exited
         if time.monotonic() >= deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             break
         time.sleep(0.25)
     return True
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not yet reaped, does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
 
 
 def _log_tail(path: Path, lines: int = 30) -> str:
