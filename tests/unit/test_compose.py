@@ -320,10 +320,13 @@ def test_compose_v1_accepts_the_files_and_the_local_override_needs_no_registry()
     compose_v1 = shutil.which("docker-compose")
     if compose_v1 is None:
         pytest.skip("docker-compose (v1) is not installed: apt-get install docker-compose")
+    env = {**os.environ, "RABBITMQ_PASSWORD": "r", "POSTGRES_PASSWORD": "p"}
     # No --file: compose.yaml + compose.override.yaml, what `docker compose up` reads.
     for files in ([], ["compose.yaml", "compose.local.yaml"]):
         argv = [compose_v1, *(f"--file={name}" for name in files), "config"]
-        result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            argv, cwd=REPO, env=env, capture_output=True, text=True, check=False
+        )
         assert result.returncode == 0, f"{files}: {result.stderr}"
         published = {
             name: service.get("ports")
