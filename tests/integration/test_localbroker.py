@@ -152,6 +152,11 @@ def test_stop_then_start_keeps_port_and_durable_messages(rabbit_node: LocalRabbi
 def test_kill_leaves_nothing_and_node_recovers(rabbit_node: LocalRabbitNode) -> None:
     queue = durable_queue()
     publish_persistent(rabbit_node.url, queue, {"survives": "SIGKILL"})
+    # The confirm covers the message; the queue's own record lives in Mnesia, whose log is
+    # written asynchronously, so a SIGKILL right after the declare could lose the queue (seen
+    # under load). Sync that log first: the test is about our kill, not Mnesia's write-behind.
+    synced = rabbit_node.rabbitmqctl("eval", "mnesia:sync_log().")
+    assert synced.returncode == 0, synced.stderr
     started = {ident for pid in rabbit_node.pids() if (ident := process_identity(pid))}
 
     rabbit_node.kill()
