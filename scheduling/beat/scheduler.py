@@ -8,11 +8,13 @@ every slot twice. Here the schedule lives in the store and beat keeps only a cac
   every entry into an in-memory heap keyed on the next send time (`EntryTable`);
 * each tick looks at the top of that heap, so an idle tick costs the same at 100 and 100,000
   entries;
-* `beat.sync_interval` is a bound, not a period: a change made through the API or the file
-  reaches the leader *within* it. So beat reads the store's change sequence (one cheap read, well
-  under a millisecond) every sync_interval / `CHANGE_POLLS`, and the poll period plus loading
-  the changed rows and dispatching what became due stays inside the bound; only the changed
-  rows are loaded, never the table. The settings file is stat'ed at the same pace;
+* changes are pushed, not polled: the leader sleeps (`Wakeup`) until the earliest of the next
+  due time, a change signal from the store (PostgreSQL LISTEN/NOTIFY; SQLite `data_version`,
+  see `scheduling.store.notify`) and the poll fallback, then reads the store's change sequence
+  and loads only the changed rows, never the table. `beat.sync_interval` is a bound, not a
+  period: with a signal the sequence is still read every sync_interval / `LISTENING_POLLS`
+  (a lost notification costs no more than that); without one (the signal's connection is down)
+  every sync_interval / `CHANGE_POLLS`, as before. The settings file is stat'ed at the same pace;
 * due slots are claimed in the store before they are published with publisher confirms and
   marked dispatched afterwards (`Dispatcher`: the outbox), so each slot is sent exactly once by
   whichever beat holds the lease (`Leadership`), and a claim whose publish never got confirmed
@@ -55,6 +57,7 @@ from scheduling.beat.dispatcher import Dispatcher
 from scheduling.beat.entrytable import EntryTable
 from scheduling.beat.leadership import Leadership
 from scheduling.beat.outage import Outage
+from scheduling.beat.wakeup import Wakeup
 from scheduling.broker.publisher import ConfirmedPublisher
 from scheduling.broker.topology import declarer
 from scheduling.celery.appsettings import ensure_settings
@@ -63,7 +66,7 @@ from scheduling.config.loading import load_settings
 from scheduling.config.registry import validate_against_registry
 from scheduling.config.settings import Settings
 from scheduling.errors import ConfigError, LeaseLost, PublishError, StoreError
-from scheduling.store import BeatStatus, Store
+from scheduling.store import BeatStatus, ChangeSignal, Store
 
 __all__ = ["DatabaseScheduler"]
 
@@ -75,7 +78,15 @@ BURST_LIMIT = 20_000
 SWEEP_INTERVAL = 30.0
 """How often the leader looks for old unconfirmed claims (e.g. a "run now" whose sender died)."""
 CHANGE_POLLS = 4
-"""Change-sequence reads per sync_interval: the poll period leaves 3/4 of the bound to process."""
+"""Change-sequence reads per sync_interval without a change signal: the poll period leaves 3/4
+of the bound to process."""
+LISTENING_POLLS = 2
+"""Change-sequence reads (and settings-file looks) per sync_interval while a change signal is
+open: the fallback for a lost notification, and the pace of the file watch."""
+SIGNAL_LOOK = 0.1
+"""Seconds between looks at a signal that must be polled (SQLite's data_version, a few µs)."""
+SIGNAL_RETRY = 5.0
+"""Seconds between attempts to reopen a lost change signal (meanwhile beat polls)."""
 _PROCESS_TAG = secrets.token_hex(3)
 """Tells apart two beats that reuse a PID on one host; shared by every scheduler in a process."""
 
@@ -127,6 +138,7 @@ class DatabaseScheduler(Scheduler):
         """(end of the last completed tick, last dispatch lag): one tuple, so the lease thread
         reads both at once without a lock."""
         self._closed = False
+        self.wakeup = Wakeup(self._open_signal, min(self.poll_interval, SIGNAL_LOOK), SIGNAL_RETRY)
         kwargs["max_interval"] = self.poll_interval
         super().__init__(app, *args, **kwargs)
         self.max_interval = self.poll_interval  # type: ignore[assignment]  # Celery takes floats
@@ -146,7 +158,11 @@ class DatabaseScheduler(Scheduler):
             self.store_outage.failed(error)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        """One pass: changes, leadership, due slots. Returns the seconds to sleep."""
+        """One pass: changes, leadership, due slots, then the leader's sleep.
+
+        Returns the seconds Celery should sleep: 0 after the leader slept here itself (woken
+        early by a change signal, see `Wakeup`), else the poll delay.
+        """
         if self._closed:
             return self.poll_interval
         try:
@@ -155,7 +171,7 @@ class DatabaseScheduler(Scheduler):
             logger.exception("beat tick failed; continuing")
             delay = self.poll_interval
         self._progress = (datetime.now(UTC), self._lag)
-        return delay
+        return self._rest(delay)
 
     def sync(self) -> None:
         """Nothing to flush: every decision is written to the store when it is made."""
@@ -165,6 +181,7 @@ class DatabaseScheduler(Scheduler):
         if self._closed:
             return
         self._closed = True
+        self.wakeup.dispose()
         if self.leadership is not None:
             self.leadership.stop()
         self.publisher.close()
@@ -310,6 +327,12 @@ class DatabaseScheduler(Scheduler):
         leading = self.leadership is not None and self.leadership.leading
         return self._delay(mono, self.table.next_due() if leading else None)
 
+    def _check_period(self) -> float:
+        """Seconds between change-sequence reads: longer while a change signal is open."""
+        if self.wakeup.listening:
+            return self.sync_interval / LISTENING_POLLS
+        return self.poll_interval
+
     def _delay(self, mono: float, next_due: datetime | None) -> float:
         if self._more_due:
             return 0.0
@@ -319,12 +342,36 @@ class DatabaseScheduler(Scheduler):
         outage = self.store_outage if self.store_outage.down else self.broker_outage
         if outage.down and not outage.ready():
             delay = min(delay, outage.wait())
-        return max(0.0, min(delay, self.poll_interval))
+        return max(0.0, min(delay, self._check_period()))
+
+    def _rest(self, delay: float) -> float:
+        """The leader sleeps here, woken by a change signal; a standby lets Celery sleep.
+
+        A wake-up makes the next tick read the change sequence at once.
+        """
+        leading = (
+            self.store is not None
+            and not self.store_outage.down
+            and self.leadership is not None
+            and self.leadership.leading
+        )
+        if not leading:
+            self.wakeup.close()
+            return delay
+        if delay <= 0.0:
+            return 0.0
+        if self.wakeup.wait(delay):
+            self._next_check = 0.0
+        return 0.0
+
+    def _open_signal(self) -> ChangeSignal | None:
+        assert self.store is not None
+        return self.store.change_signal()
 
     def _watch_settings(self, mono: float) -> None:
         if mono < self._next_check:
             return
-        self._next_check = mono + self.poll_interval
+        self._next_check = mono + self._check_period()
         if self.watcher is not None:
             changed = self.watcher.poll()
             if changed is not None:

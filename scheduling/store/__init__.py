@@ -6,6 +6,7 @@ transient database faults raise `scheduling.errors.StoreError`, chained to their
 
 from scheduling.store.history import HISTORY_ACTIONS, HistoryAction, HistoryRecord
 from scheduling.store.index import EntryIndexRow
+from scheduling.store.notify import ChangeSignal
 from scheduling.store.records import (
     FINISHED_STATES,
     LEDGER_ONLY_STATES,
@@ -30,6 +31,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "UNFINISHED_STATES",
     "BeatStatus",
+    "ChangeSignal",
     "EntryIndexRow",
     "EntryRecord",
     "Histogram",

@@ -1,10 +1,11 @@
 """The change feed: how edits reach a running beat without reloading the table.
 
 Definition edits (create, replace, pause, sync, delete) take the next values of one global
-sequence, kept in a single-row table; the beat reads that counter each tick (one primary-key
-read) and loads only rows above the value it has seen, plus tombstones of deleted names.
-Bumping the counter row-locks it until commit, so sequence order is commit order and a reader
-can never skip a change that commits late. Scheduling progress (claims, `set_next_run`) bumps
+sequence, kept in a single-row table; the beat reads that counter when woken by a change
+signal (`scheduling.store.notify`) or once per sync interval (one primary-key read) and loads
+only rows above the value it has seen, plus tombstones of deleted names. Bumping the counter
+row-locks it until commit, so sequence order is commit order and a reader can never skip a
+change that commits late. Scheduling progress (claims, `set_next_run`) bumps
 a row's `version` but not the sequence: the leader knows its own progress, and a new leader
 reads it with `entry_index()` at take-over.
 """
@@ -17,13 +18,18 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select, update
 
 from scheduling.store.database import Database, dialect_insert
+from scheduling.store.notify import ChangeSignal, notify_change, open_change_signal
 from scheduling.store.records import EntryRecord
 from scheduling.store.rows import ENTRY_COLUMNS, chunks, records_from_rows
 from scheduling.store.schema import changes, entries, tombstones
 
 
 def bump_change_seq(conn: Connection, count: int) -> int:
-    """Reserve `count` sequence values; return the last. Row-locks the counter until commit."""
+    """Reserve `count` sequence values; return the last. Row-locks the counter until commit.
+
+    On PostgreSQL it also queues the change notification, delivered when the transaction commits.
+    """
+    notify_change(conn)
     statement = (
         update(changes)
         .where(changes.c.id == 1)
@@ -68,6 +74,13 @@ class ChangeFeed:
                 },
             )
             conn.execute(statement, list(part))
+
+    def change_signal(self) -> ChangeSignal | None:
+        """A new signal that hints at changes (see `scheduling.store.notify`); the caller closes it.
+
+        None where the backend has none; raises StoreError when it cannot be opened now.
+        """
+        return open_change_signal(self._db)
 
     def change_seq(self) -> int:
         """The global change sequence: one primary-key read, the cost of an idle tick."""

@@ -14,7 +14,7 @@ from typing import Any, cast
 import pytest
 from pydantic import SecretStr
 
-from scheduling.beat.scheduler import CHANGE_POLLS, DatabaseScheduler
+from scheduling.beat.scheduler import LISTENING_POLLS, DatabaseScheduler
 from scheduling.celery.app import create_celery
 from scheduling.config.settings import (
     AppSettings,
@@ -100,12 +100,17 @@ def test_an_idle_tick_reads_the_change_sequence_and_writes_nothing(
     assert scheduler.leadership is not None
     assert scheduler.leadership.leading
     assert len(scheduler.table) == 50
-    assert store.made_by(main) == Counter({"change_seq": 1, "entry_index": 1, "pending_runs": 1})
+    # ... and opens its change signal (a held connection watching data_version).
+    assert store.made_by(main) == Counter(
+        {"change_seq": 1, "entry_index": 1, "pending_runs": 1, "change_signal": 1}
+    )
+    assert scheduler.wakeup.listening
     store.reset()
     for _ in range(5):
-        scheduler._next_check = 0.0  # the change check, as every idle tick makes it
-        delay = scheduler.tick()
-        assert 0 < delay <= scheduler.sync_interval / CHANGE_POLLS
+        scheduler._next_check = 0.0  # the change check, as a change signal or the fallback asks
+        started = time.monotonic()
+        assert scheduler.tick() == 0.0  # the leader slept in its own wait, not in Celery's
+        assert time.monotonic() - started <= scheduler.sync_interval / LISTENING_POLLS + 0.5
     assert store.made_by(main) == Counter({"change_seq": 5})
 
 

@@ -1,0 +1,133 @@
+"""Beat's sleep: until the next due time, a change signal from the store, or a nudge.
+
+Celery's beat loop sleeps for whatever `tick()` returns and cannot be woken, so a beat that
+only polls must choose between latency and idle cost. `Wakeup.wait` sleeps in `select` on the
+store's change signal (a PostgreSQL LISTEN socket; on SQLite a cheap look at `data_version`
+every `look_interval`) and on a pipe other threads can `nudge` (the lease thread, when this beat
+becomes leader). The scheduler then returns 0 to Celery and runs its next tick at once.
+
+The signal is opened lazily and reopened after a fault, at most every `retry_interval`; while it
+is down `listening` is False and the scheduler polls the change sequence as it did before
+signals existed. A (re)opened signal reports a change, because one may have been missed while
+no one listened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import time
+from collections.abc import Callable
+
+from scheduling.beat.outage import Outage
+from scheduling.errors import StoreError
+from scheduling.store.notify import ChangeSignal
+
+__all__ = ["Wakeup"]
+
+logger = logging.getLogger(__name__)
+
+
+class Wakeup:
+    """Sleeps until a timeout, a signalled change or a nudge; see module doc."""
+
+    def __init__(
+        self,
+        open_signal: Callable[[], ChangeSignal | None],
+        look_interval: float,
+        retry_interval: float,
+    ) -> None:
+        self._open_signal = open_signal
+        self.look_interval = look_interval
+        """How often a signal without a socket (SQLite) is looked at while sleeping."""
+        self.retry_interval = retry_interval
+        self._signal: ChangeSignal | None = None
+        self._retry_at = 0.0
+        self._unavailable = False
+        self._outage = Outage("store change signal", logger)
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(self._write_fd, False)
+
+    @property
+    def listening(self) -> bool:
+        """True while a change signal is open: the change sequence need not be polled often."""
+        return self._signal is not None
+
+    def nudge(self) -> None:
+        """Wake a `wait` in progress (or the next one) at once; safe from any thread."""
+        # A full pipe already holds a nudge; a closed one has nobody left to wake.
+        with contextlib.suppress(OSError):
+            os.write(self._write_fd, b"!")
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds; True when woken by a (possible) change or a nudge."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            if self._signal is None and self._reopen():
+                return True
+            signal = self._signal
+            fd = signal.fileno() if signal is not None else None
+            remaining = deadline - time.monotonic()
+            if signal is not None and fd is None:
+                remaining = min(remaining, self.look_interval)
+            elif signal is None and not self._unavailable:
+                remaining = min(remaining, self._retry_at - time.monotonic())
+            watched = [self._read_fd] if fd is None else [self._read_fd, fd]
+            readable, _, _ = select.select(watched, [], [], max(0.0, remaining))
+            if self._read_fd in readable:
+                self._drain()
+                return True
+            if signal is not None and self._signal_changed(signal):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def close(self) -> None:
+        """Close the signal (it is reopened by the next `wait`)."""
+        signal, self._signal = self._signal, None
+        self._retry_at = 0.0
+        if signal is not None:
+            signal.close()
+
+    def dispose(self) -> None:
+        """Close the signal and the nudge pipe for good."""
+        self.close()
+        for fd in (self._read_fd, self._write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _reopen(self) -> bool:
+        now = time.monotonic()
+        if self._unavailable or now < self._retry_at:
+            return False
+        self._retry_at = now + self.retry_interval
+        try:
+            signal = self._open_signal()
+        except StoreError as error:
+            self._outage.failed(error)
+            return False
+        if signal is None:
+            self._unavailable = True  # this store has none (in-memory SQLite): poll for good
+            return False
+        self._signal = signal
+        self._outage.succeeded()
+        return True
+
+    def _signal_changed(self, signal: ChangeSignal) -> bool:
+        try:
+            return signal.changed()
+        except StoreError as error:
+            self._outage.failed(error)
+            self._signal = None
+            self._retry_at = time.monotonic() + self.retry_interval
+            with contextlib.suppress(Exception):  # its connection is gone either way
+                signal.close()
+            return True
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self._read_fd, 64):
+                pass
