@@ -1,6 +1,7 @@
 """Claim, publish, confirm, mark: the outbox that makes each slot's dispatch happen exactly once.
 
-1. Every due slot is claimed in ONE store transaction, fenced by the lease token: a ledger row
+1. Every due slot of a chunk (the scheduler hands over at most `DISPATCH_CHUNK` entries) is
+   claimed in ONE store transaction, fenced by the lease token: a ledger row
    per slot whose unique (entry, scheduled_for) key makes a second claim, by this beat or any
    other, insert nothing. Missed and skipped slots are written in the same transaction.
 2. Only the rows this claim inserted are published, in ONE pipelined batch with publisher
@@ -82,7 +83,8 @@ class Dispatcher:
         by_task_id = {task_id: run for plan in plans for task_id, run in plan.runs.items()}
         outgoing = [by_task_id[r.task_id] for r in inserted if r.task_id in by_task_id]
         if report.missed or report.skipped:
-            logger.warning(
+            # Routine: the entries' own catch-up and overlap policies at work, not a fault.
+            logger.info(
                 "recorded %d missed and %d skipped slots (catch-up / overlap policy)",
                 report.missed,
                 report.skipped,

@@ -53,7 +53,7 @@ from celery.beat import Scheduler
 from sqlalchemy.engine import make_url
 
 from scheduling.beat.config_watch import SettingsWatcher, sync_schedule
-from scheduling.beat.dispatcher import Dispatcher
+from scheduling.beat.dispatcher import Dispatcher, DispatchReport
 from scheduling.beat.entrytable import EntryTable
 from scheduling.beat.leadership import Leadership
 from scheduling.beat.outage import Outage
@@ -66,7 +66,7 @@ from scheduling.config.loading import load_settings
 from scheduling.config.registry import validate_against_registry
 from scheduling.config.settings import Settings
 from scheduling.errors import ConfigError, LeaseLost, PublishError, StoreError
-from scheduling.store import BeatStatus, ChangeSignal, Store
+from scheduling.store import BeatStatus, ChangeSignal, EntryRecord, Store
 
 __all__ = ["DatabaseScheduler"]
 
@@ -75,6 +75,10 @@ logger = logging.getLogger(__name__)
 LOADER_KEY = "periodic_settings_loader"
 BURST_LIMIT = 20_000
 """Entries handled per tick; a larger burst continues on the next tick, without sleeping."""
+DISPATCH_CHUNK = 500
+"""Entries claimed, published and marked together: the first message of a 10k burst leaves
+after one chunk's claim instead of the whole burst's, and the store and broker alternate on
+small batches that keep both busy."""
 SWEEP_INTERVAL = 30.0
 """How often the leader looks for old unconfirmed claims (e.g. a "run now" whose sender died)."""
 CHANGE_POLLS = 4
@@ -467,27 +471,53 @@ class DatabaseScheduler(Scheduler):
         return True
 
     def _dispatch(self, token: int, now: datetime) -> None:
+        """Dispatch what is due in chunks of `DISPATCH_CHUNK`, up to `BURST_LIMIT` per tick."""
+        handled = 0
+        names: list[str] = []
+        dispatched = 0
+        lag: float | None = None
+        self._more_due = False
+        try:
+            while handled < BURST_LIMIT:
+                due = self.table.pop_due(now, min(DISPATCH_CHUNK, BURST_LIMIT - handled))
+                if not due:
+                    break
+                handled += len(due)
+                report = self._dispatch_chunk(due, token, now)
+                if report is None:
+                    return
+                if report.dispatched:
+                    dispatched += report.dispatched
+                    if len(names) < 6:
+                        names.extend(record.name for record in due[: 6 - len(names)])
+                    lag = report.lag if lag is None else max(lag, report.lag or 0.0)
+            else:
+                self._more_due = True
+        finally:
+            if dispatched:
+                self._lag = lag
+                shown = ", ".join(sorted(set(names))[:5])
+                if dispatched > 5:
+                    shown += " and more"
+                logger.info("dispatched %d runs (%s), lag %.3fs", dispatched, shown, lag or 0.0)
+
+    def _dispatch_chunk(
+        self, due: list[EntryRecord], token: int, now: datetime
+    ) -> DispatchReport | None:
+        """One chunk through the outbox; None when the lease was lost (the chunk is put back)."""
         assert self.dispatcher is not None
         assert self.leadership is not None
-        due = self.table.pop_due(now, BURST_LIMIT)
-        self._more_due = len(due) == BURST_LIMIT
-        if not due:
-            return
         try:
             report = self.dispatcher.dispatch_due(due, token, now)
         except LeaseLost as error:
             self.leadership.step_down(str(error))
             self.table.retry_later(record.name for record in due)
-            return
+            return None
         except StoreError:
             self.table.retry_later(record.name for record in due)
             raise
         self.broker_outage.succeeded()
-        if report.dispatched:
-            self._lag = report.lag
-            names = sorted({record.name for record in due})
-            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-            logger.info("dispatched %d runs (%s), lag %.3fs", report.dispatched, shown, report.lag)
+        return report
 
     def _report_status(self, leading: bool) -> None:
         """Write this beat's status; called by `Leadership` from the lease thread."""

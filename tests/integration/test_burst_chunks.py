@@ -1,0 +1,102 @@
+"""A burst is claimed, published and marked in chunks, so its first message leaves early.
+
+Real store (SQLite file), real RabbitMQ: 1,200 entries fall due at once; the store and the
+publisher are the real ones, wrapped to record the order of claims and publishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kombu import Connection
+from pydantic import SecretStr
+
+from scheduling.beat.scheduler import DISPATCH_CHUNK, DatabaseScheduler
+from scheduling.broker.topology import queue_status
+from scheduling.celery.app import create_celery
+from scheduling.config.settings import (
+    AppSettings,
+    BeatSettings,
+    BrokerSettings,
+    QueueSettings,
+    ScheduleEntry,
+    Settings,
+)
+from scheduling.store import Store
+
+pytestmark = [pytest.mark.integration]
+
+HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
+BURST = 1200
+
+
+@pytest.fixture
+def bursting_beat(
+    tmp_path: Path, broker_url: str
+) -> Iterator[tuple[DatabaseScheduler, str, list[tuple[str, int]]]]:
+    queue = f"burst-{uuid.uuid4().hex[:8]}"
+    url = f"sqlite:///{tmp_path / 'periodic.db'}"
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    definition = ScheduleEntry(task=HEARTBEAT, every=timedelta(hours=1), queue=queue)
+    with Store.open(url) as store:
+        store.bulk_create_entries([(f"burst-{i}", definition, hour) for i in range(BURST)])
+    settings = Settings(
+        app=AppSettings(database_url=SecretStr(url)),
+        broker=BrokerSettings(url=SecretStr(broker_url)),
+        queues={queue: QueueSettings(default=True)},
+        beat=BeatSettings(lease_ttl=timedelta(seconds=30)),
+        schedule={},
+    )
+    scheduler = DatabaseScheduler(app=create_celery(settings), lazy=True)
+    events: list[tuple[str, int]] = []
+    scheduler.setup_schedule()
+    assert scheduler.store is not None
+    real_claim = scheduler.store.claim_slots
+    real_publish = scheduler.publisher.publish
+
+    def claim_slots(claims: Any, **kwargs: Any) -> Any:
+        events.append(("claim", len(claims)))
+        return real_claim(claims, **kwargs)
+
+    def publish(runs: Any) -> None:
+        events.append(("publish", len(runs)))
+        real_publish(runs)
+
+    scheduler.store.claim_slots = claim_slots  # type: ignore[method-assign]
+    scheduler.publisher.publish = publish  # type: ignore[method-assign]
+    try:
+        yield scheduler, queue, events
+    finally:
+        scheduler.close()
+        with Connection(broker_url) as connection:
+            connection.default_channel.queue_delete(queue)
+
+
+def test_a_burst_is_dispatched_in_chunks_each_published_before_the_next_claim(
+    bursting_beat: tuple[DatabaseScheduler, str, list[tuple[str, int]]],
+    broker_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scheduler, queue, events = bursting_beat
+    with caplog.at_level(logging.INFO):
+        scheduler.tick()
+    claims = [n for kind, n in events if kind == "claim"]
+    assert claims == [DISPATCH_CHUNK, DISPATCH_CHUNK, BURST - 2 * DISPATCH_CHUNK]
+    # claim, publish, claim, publish, ...: the first message left after one chunk's claim.
+    assert [kind for kind, _ in events[:4]] == ["claim", "publish", "claim", "publish"]
+    assert sum(n for kind, n in events if kind == "publish") == BURST
+    dispatched = [r.getMessage() for r in caplog.records if "dispatched" in r.getMessage()]
+    assert len(dispatched) == 1, "one summary line per burst, not one per chunk"
+    assert f"dispatched {BURST} runs" in dispatched[0]
+    deadline = time.monotonic() + 10
+    with Connection(broker_url) as connection:
+        while queue_status(connection, queue).messages < BURST:
+            assert time.monotonic() < deadline, "the burst did not reach the queue"
+            time.sleep(0.05)
