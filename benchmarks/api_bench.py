@@ -1,13 +1,14 @@
 """HTTP API benchmark: async views next to their plain sync twins, under gunicorn and wrk.
 
-``python -m benchmarks.api_bench`` (part of ``nox -s bench``). One gunicorn (2 workers x 4
-threads, gthread) serves the real async views and, under ``/bench/sync``, sync twins that do
-the same work with the same code, minus the event loop: the store read, the run-now outbox
-(claim, confirmed publish, mark dispatched), the queue status of every queue (one after the
-other instead of concurrently). wrk drives each endpoint in turn, async and sync alternating,
-and the figures are written as ratios to the sync twin measured in the same run, so they carry
-over between machines. After each ``POST /run`` pass the queue depth is compared with the
-number of 202 answers: every accepted run must be a confirmed message.
+``python -m benchmarks.api_bench`` (part of ``nox -s bench``). One gunicorn, configured by the
+shipped `project.gunicorn_config` (gthread, a worker per core x 4 threads), serves the real async
+views and, under ``/bench/sync``, sync twins that do the same work with the same code, minus the
+event loop: the store read, the run-now outbox (claim, confirmed publish, mark dispatched), the
+queue status of every queue (one after the other instead of concurrently). wrk drives each endpoint
+in turn, async and sync alternating, and the figures are written as ratios to the sync twin
+measured in the same run, so they carry over between machines. After each ``POST /run`` pass the
+queue depth is compared with the number of 202 answers: every accepted run must be a confirmed
+message.
 
 The broker is ``PERIODIC_BENCH_BROKER_URL`` if set, else a throwaway local RabbitMQ node; the
 store is a SQLite file in a temporary directory unless ``--database-url`` names another.
@@ -36,8 +37,10 @@ from typing import Any
 from flask import Blueprint, Flask
 from kombu import Connection
 
+from project import gunicorn_config
 from project.app import create_app
 from project.devtools.localbroker import LocalRabbitNode
+from project.devtools.serve import WEB_CONFIG
 from scheduling.broker.topology import declare_topology, queue_status
 from scheduling.config.settings import ScheduleEntry
 from scheduling.flask.api.auth import authenticate, known_tokens
@@ -51,7 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token-0123456789abcdef"  # noqa: S105 - a throwaway app's token
 ENTRY = "bench"
 QUEUE = "bench-default"
-WORKERS, THREADS = 2, 4
+WORKERS, THREADS = gunicorn_config.workers, gunicorn_config.threads
+"""The shipped server model (`project.gunicorn_config`), as serve and compose.yaml run it."""
 DOCS_HEADING = "## HTTP API"
 BROKER_ENV = "PERIODIC_BENCH_BROKER_URL"
 
@@ -184,9 +188,8 @@ def broker(work: Path) -> Iterator[str]:
 def gunicorn(settings_file: Path, port: int) -> Iterator[str]:
     environment = {**os.environ, "PERIODIC_SETTINGS": str(settings_file)}
     command = [
-        sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "-k", "gthread",
-        "-w", str(WORKERS), "--threads", str(THREADS), "-b", f"127.0.0.1:{port}",
-        "--log-level", "warning", "benchmarks.api_bench:bench_app()",
+        sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "-c", WEB_CONFIG,
+        "-b", f"127.0.0.1:{port}", "--log-level", "warning", "benchmarks.api_bench:bench_app()",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=environment, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

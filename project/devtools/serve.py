@@ -60,6 +60,8 @@ CELERY_APP: Final = "project.worker:celery_app"
 CHECKOUT: Final = Path(__file__).resolve().parents[2]
 """The directory holding the `project` package."""
 WEB_APP: Final = "project.app:create_app()"
+WEB_CONFIG: Final = "python:project.gunicorn_config"
+"""gthread workers x threads, the server model `nox -s bench` measures (see that module)."""
 DEV_TOKEN_NAME: Final = "dev"  # noqa: S105 (a name, not a secret)
 DEV_TOKEN_FILE: Final = "dev-token"  # noqa: S105
 SECRET_KEY_FILE: Final = "secret-key"  # noqa: S105
@@ -167,8 +169,8 @@ def child_specs(
         "web",
         [
             python, "-m", "gunicorn", WEB_APP,
+            "-c", WEB_CONFIG,
             "--bind", f"{host}:{port}",
-            "--workers", "2",
             "--access-logfile", "-",
             "--graceful-timeout", "10",
         ],

@@ -120,6 +120,8 @@ def test_web_runs_gunicorn_with_a_liveness_check_on_loopback(
     """/readyz fails while a worker or beat is down; as a healthcheck it would restart-loop web."""
     web = services["web"]
     assert command_of(web)[:2] == ["gunicorn", "project.app:create_app()"]
+    # The server model nox -s serve runs and nox -s bench measures (threads, not sync workers).
+    assert command_of(web)[command_of(web).index("-c") + 1] == "python:project.gunicorn_config"
     check = " ".join(web["healthcheck"]["test"])
     assert "/healthz" in check
     assert "/readyz" not in check

@@ -87,6 +87,7 @@ def test_web_a_worker_per_queue_and_beat(write_settings: Callable[[str], Path]) 
     web, high = list(specs[0].argv), list(specs[1].argv)
     assert web[:4] == ["py", "-m", "gunicorn", "project.app:create_app()"]
     assert web[web.index("--bind") + 1] == "127.0.0.1:8123"
+    assert web[web.index("-c") + 1] == "python:project.gunicorn_config"
     assert high[:6] == ["py", "-m", "celery", "-A", "project.worker:celery_app", "worker"]
     assert high[high.index("-Q") + 1] == "high"
     assert high[high.index("-n") + 1] == "high@%h"
