@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, case, literal, or_, select, update
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.expression import bindparam
 
 from scheduling.errors import EntryNotFound, LeaseLost, StoreError
-from scheduling.store.database import Database
+from scheduling.store.database import Database, name_in
 from scheduling.store.records import LEDGER_ONLY_STATES, ManualRun, RunRecord, RunState, SlotClaim
 from scheduling.store.rows import RUN_COLUMNS, chunks, run_from_row
 from scheduling.store.schema import LEASE_NAME, UTCDateTime, entries, lease, runs, sqlite_text
@@ -24,10 +23,35 @@ from scheduling.timing.timetables import as_utc
 
 _MANUAL_SLOT_ATTEMPTS = 1000
 _MICROSECOND = timedelta(microseconds=1)
+_POSTGRESQL_INSERT_RUNS = (
+    # One short statement with one array per column, whatever the number of rows: the driver
+    # parses and the server plans it once, where a multi-row VALUES list is a new statement of
+    # 9 x N parameters each time.
+    "INSERT INTO periodic_runs "
+    "(entry, scheduled_for, task_id, state, manual, queue, claimed_at, finished_at, retries) "
+    "SELECT entry, scheduled_for, task_id, state, manual, queue, claimed_at, finished_at, 0 "
+    "FROM unnest(%(entry)s::varchar[], %(scheduled_for)s::timestamp[], %(task_id)s::varchar[], "
+    "%(state)s::varchar[], %(manual)s::boolean[], %(queue)s::varchar[], "
+    "%(claimed_at)s::timestamp[], %(finished_at)s::timestamp[]) "
+    "AS slot(entry, scheduled_for, task_id, state, manual, queue, claimed_at, finished_at) "
+    "ON CONFLICT DO NOTHING RETURNING id, task_id"
+)
 _SQLITE_INSERT_RUN = (
     "INSERT OR IGNORE INTO periodic_runs "
     "(entry, scheduled_for, task_id, state, manual, queue, claimed_at, finished_at, retries) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+_UNNESTED = (
+    "entry",
+    "scheduled_for",
+    "task_id",
+    "state",
+    "manual",
+    "queue",
+    "claimed_at",
+    "finished_at",
 )
 
 
@@ -113,12 +137,18 @@ class SlotClaims:
         conn: Connection, params: Sequence[dict[str, Any]]
     ) -> dict[str, int]:
         # Concurrent claimers are real here: ON CONFLICT decides, RETURNING tells who won.
-        statement = (
-            postgresql.insert(runs).on_conflict_do_nothing().returning(runs.c.id, runs.c.task_id)
-        )
         ids: dict[str, int] = {}
         for part in chunks(params):
-            ids.update((task_id, row_id) for row_id, task_id in conn.execute(statement, list(part)))
+            columns: dict[str, list[Any]] = {name: [] for name in _UNNESTED}
+            for values in part:
+                for name in _UNNESTED:
+                    value = values[name]
+                    # The columns hold naive UTC (see `UTCDateTime`).
+                    columns[name].append(
+                        value.replace(tzinfo=None) if isinstance(value, datetime) else value
+                    )
+            found = conn.exec_driver_sql(_POSTGRESQL_INSERT_RUNS, columns)
+            ids.update((task_id, row_id) for row_id, task_id in found)
         return ids
 
     @staticmethod
@@ -202,7 +232,7 @@ class SlotClaims:
                     self._progress(has_slot, has_next, newest_slot, added, next_run, now)
                 )
                 for part in chunks(sorted(names)):
-                    conn.execute(statement.where(entries.c.name.in_(part)))
+                    conn.execute(statement.where(name_in(self._db, entries.c.name, part)))
                 continue
             one_by_one.setdefault((has_slot, has_next), []).append(
                 {

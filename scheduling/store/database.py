@@ -19,16 +19,28 @@ Deployments that need every commit durable against power loss use PostgreSQL.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    String,
+    Table,
+    any_,
+    create_engine,
+    event,
+    literal,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError, StatementError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.expression import bindparam
 
 from scheduling.errors import StoreError
 
@@ -144,6 +156,26 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def name_in(
+    db: Database, column: ColumnElement[str], values: Sequence[str] | BindParameter[Any]
+) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``column = ANY(array)``: one parameter, not N.
+
+    The statement text then stays the same whatever the number of values, so the driver's
+    and the server's statement caches hold and a 500-name list is not 500 placeholders to
+    render and parse on every call. `values` may be an expanding bind parameter to fill in at
+    execution (``{"key": [...]}``).
+    """
+    if isinstance(values, BindParameter):
+        if not db.is_postgresql:
+            return column.in_(values)
+        array = bindparam(values.key, type_=postgresql.ARRAY(String()))
+        return column == any_(array)
+    if db.is_postgresql:
+        return column == any_(literal(list(values), postgresql.ARRAY(String())))
+    return column.in_(values)
 
 
 def dialect_insert(db: Database, table: Table) -> postgresql.Insert | sqlite.Insert:

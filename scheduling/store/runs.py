@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.sql.expression import bindparam
 
-from scheduling.store.database import Database, dialect_insert
+from scheduling.store.database import Database, dialect_insert, name_in
 from scheduling.store.records import (
     FINISHED_STATES,
     LEDGER_ONLY_STATES,
@@ -33,7 +33,7 @@ class RunLedger:
         """The broker confirmed these: PENDING -> DISPATCHED (a worker may already be faster)."""
         statement = (
             update(runs)
-            .where(runs.c.task_id.in_(bindparam("b_ids", expanding=True)))
+            .where(name_in(self._db, runs.c.task_id, bindparam("b_ids", expanding=True)))
             .where(runs.c.dispatched_at.is_(None))
             .where(runs.c.state.not_in([state.value for state in LEDGER_ONLY_STATES]))
             .values(
