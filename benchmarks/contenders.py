@@ -1,6 +1,9 @@
 """The schedulers under test, each set up the way its users would, with N entries.
 
-Periodic, stock `PersistentScheduler`, RedBeat and sqlalchemy-celery-beat (on SQLite).
+Periodic (on SQLite and on PostgreSQL), stock `PersistentScheduler`, RedBeat and
+sqlalchemy-celery-beat (on SQLite). Periodic's PostgreSQL store is a database of its own per run
+(``periodic_bench_<tag>``) on the server named by ``PERIODIC_BENCH_POSTGRES_URL`` (an admin URL;
+default the local server), dropped afterwards.
 
 Every contender gets its own Celery app on the benchmark broker, one durable queue, and N entries
 of the heartbeat task, either all due now (W1 burst) or none due for hours (W2 idle). Entries
@@ -9,7 +12,9 @@ are written with each contender's bulk path where it has one, so setup time is n
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +29,9 @@ from pydantic import SecretStr
 from redbeat.decoder import RedBeatJSONEncoder
 from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
 from redis import Redis
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 from sqlalchemy_celery_beat.models import IntervalSchedule, Period, PeriodicTask
 from sqlalchemy_celery_beat.session import SessionManager
 
@@ -42,6 +49,8 @@ from scheduling.store import Store
 HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
 HOUR = timedelta(hours=1)
 REDIS_URL = "redis://127.0.0.1:6379/15"
+POSTGRES_ENV = "PERIODIC_BENCH_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,8 @@ class Contender:
     """Write N entries (due now or not) for run `tag`, before the measured process starts."""
     app: Callable[[Env, int, bool, str], Celery]
     """The Celery app of run `tag` (in the measured process)."""
+    cleanup: Callable[[str], None] = lambda tag: None
+    """Remove what run `tag` left in shared services (Redis keys, a PostgreSQL database)."""
 
 
 def floor_hour(now: datetime) -> datetime:
@@ -68,16 +79,46 @@ def floor_hour(now: datetime) -> datetime:
 # --- Periodic ------------------------------------------------------------------------
 
 
-def periodic_url(env: Env, tag: str) -> str:
+def postgres_admin_url() -> str:
+    return os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES_URL
+
+
+def postgres_url(tag: str) -> str:
+    url = make_url(postgres_admin_url()).set(database=f"periodic_bench_{tag}")
+    return url.render_as_string(hide_password=False)
+
+
+def _postgres_admin(statement: str) -> None:
+    engine = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def postgres_create(tag: str) -> None:
+    _postgres_admin(f'CREATE DATABASE "periodic_bench_{tag}"')
+
+
+def postgres_drop(tag: str) -> None:
+    _postgres_admin(f'DROP DATABASE IF EXISTS "periodic_bench_{tag}" WITH (FORCE)')
+
+
+def periodic_url(env: Env, tag: str, store: str = "sqlite") -> str:
+    if store == "postgresql":
+        return postgres_url(tag)
     return f"sqlite:///{env.workdir / f'periodic-{tag}.db'}"
 
 
-def periodic_populate(env: Env, n: int, due: bool, tag: str) -> None:
+def periodic_populate(env: Env, n: int, due: bool, tag: str, store: str = "sqlite") -> None:
     now = datetime.now(UTC)
     definition = ScheduleEntry(task=HEARTBEAT, every=HOUR, catchup="latest", queue=env.queue)
     first = floor_hour(now) if due else floor_hour(now) + 24 * HOUR
-    with Store.open(periodic_url(env, tag)) as store:
-        store.bulk_create_entries([(f"bench-{i:06d}", definition, first) for i in range(n)])
+    if store == "postgresql":
+        postgres_create(tag)
+    with Store.open(periodic_url(env, tag, store)) as opened:
+        opened.bulk_create_entries([(f"bench-{i:06d}", definition, first) for i in range(n)])
 
 
 def periodic_distinct_populate(env: Env, n: int, due: bool, tag: str) -> None:
@@ -96,9 +137,9 @@ def periodic_distinct_populate(env: Env, n: int, due: bool, tag: str) -> None:
         store.bulk_create_entries(rows)
 
 
-def periodic_app(env: Env, n: int, due: bool, tag: str) -> Celery:
+def periodic_app(env: Env, n: int, due: bool, tag: str, store: str = "sqlite") -> Celery:
     settings = Settings(
-        app=AppSettings(database_url=SecretStr(periodic_url(env, tag))),
+        app=AppSettings(database_url=SecretStr(periodic_url(env, tag, store))),
         broker=BrokerSettings(url=SecretStr(env.broker_url)),
         queues={env.queue: QueueSettings(default=True)},
         beat=BeatSettings(scheduler="database"),
@@ -242,6 +283,13 @@ CONTENDERS = {
         periodic_populate,
         periodic_app,
     ),
+    "periodic-pg": Contender(
+        "Periodic DatabaseScheduler (PostgreSQL)",
+        "scheduling.beat.scheduler:DatabaseScheduler",
+        functools.partial(periodic_populate, store="postgresql"),
+        functools.partial(periodic_app, store="postgresql"),
+        postgres_drop,
+    ),
     "periodic-distinct": Contender(
         "Periodic, every definition distinct",
         "scheduling.beat.scheduler:DatabaseScheduler",
@@ -255,7 +303,11 @@ CONTENDERS = {
         persistent_app,
     ),
     "redbeat": Contender(
-        "RedBeat", "redbeat.schedulers:RedBeatScheduler", redbeat_populate, redbeat_app
+        "RedBeat",
+        "redbeat.schedulers:RedBeatScheduler",
+        redbeat_populate,
+        redbeat_app,
+        redbeat_cleanup,
     ),
     "sqlalchemy-beat": Contender(
         "sqlalchemy-celery-beat (SQLite)",

@@ -5,8 +5,11 @@ W0  ceilings: raw kombu publish with confirms off and with a confirm wait per me
     `ConfirmedPublisher`.
 W1  burst: N entries all due at once, driven through Celery Beat's own `Service` loop, until all
     N messages are in the queue.
-W2  idle: start-up time, CPU per idle tick, ticks per idle second and RSS growth with N entries
-    none of which is due; one fresh process per contender and size (`python -m benchmarks.idle`).
+    Also the first message's latency: from the start of the step that dispatches (Periodic:
+    `_dispatch`, after its take-over load; the others: the tick) to the message in the queue.
+W2  idle: start-up time, CPU per idle second of the whole beat process over a window (Celery's
+    own loop running, lease thread and all) and RSS growth with N entries none of which is due;
+    one fresh process per contender and size (`python -m benchmarks.idle`).
 W3  propagation: from a store write (a new entry due now) to its first message in the queue,
     with a running beat holding 0 or N other entries; samples spread over the loop's sleep.
 """
@@ -36,7 +39,6 @@ from benchmarks.contenders import (
     Env,
     floor_hour,
     new_tag,
-    redbeat_cleanup,
 )
 from scheduling.broker.publisher import ConfirmedPublisher, OutgoingRun
 from scheduling.broker.topology import queue_status
@@ -118,22 +120,41 @@ def w0_ceilings(broker_url: str, n: int) -> dict[str, float]:
 # --- W1 --------------------------------------------------------------------------------
 
 
-def run_service(app: Celery, scheduler: str, workdir: Path) -> tuple[Service, threading.Thread]:
+def run_service(
+    app: Celery, scheduler: str, workdir: Path, on_created: Any = None
+) -> tuple[Service, threading.Thread]:
     service = Service(app, scheduler_cls=scheduler, schedule_filename=str(workdir / "sched"))
+    if on_created is not None:
+        on_created(service.scheduler)  # created here (a cached_property), before the loop runs
     thread = threading.Thread(target=service.start, daemon=True)
     thread.start()
     return service, thread
 
 
+def record_dispatch_starts(scheduler: Any, starts: list[float]) -> None:
+    """Note when each dispatching step begins (see W1 in the module doc)."""
+    name = "_dispatch" if hasattr(scheduler, "_dispatch") else "tick"
+    real = getattr(scheduler, name)
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        starts.append(time.perf_counter())
+        return real(*args, **kwargs)
+
+    setattr(scheduler, name, wrapped)
+
+
 def w1_burst(broker_url: str, workdir: Path, key: str, n: int, cap: float) -> dict[str, Any]:
     contender = CONTENDERS[key]
-    queue = fresh_queue(broker_url, "w1", declare=key != "periodic")
+    queue = fresh_queue(broker_url, "w1", declare=not key.startswith("periodic"))
     tag = new_tag()
     env = Env(broker_url, workdir, queue)
     contender.populate(env, n, True, tag)
     app = contender.app(env, n, True, tag)
+    starts: list[float] = []
     started = time.perf_counter()
-    service, thread = run_service(app, contender.scheduler, workdir)
+    service, thread = run_service(
+        app, contender.scheduler, workdir, lambda s: record_dispatch_starts(s, starts)
+    )
     first: float | None = None
     count = 0
     with Connection(broker_url) as conn:
@@ -149,9 +170,9 @@ def w1_burst(broker_url: str, workdir: Path, key: str, n: int, cap: float) -> di
     service.stop()
     thread.join(60)
     delete_queue(broker_url, queue)
-    if key == "redbeat":
-        redbeat_cleanup(tag)
+    contender.cleanup(tag)
     window = done - (first or started)
+    began = max((at for at in starts if first is None or at <= first), default=started)
     return {
         "contender": contender.name,
         "entries": n,
@@ -160,6 +181,7 @@ def w1_burst(broker_url: str, workdir: Path, key: str, n: int, cap: float) -> di
         "msgs_per_s": count / (done - started),
         "first_to_last_msgs_per_s": count / window if window > 0 else 0.0,
         "first_message_s": (first or done) - started,
+        "first_message_after_dispatch_s": (first or done) - began,
         "total_s": done - started,
     }
 
@@ -167,18 +189,17 @@ def w1_burst(broker_url: str, workdir: Path, key: str, n: int, cap: float) -> di
 # --- W2 --------------------------------------------------------------------------------
 
 
-def w2_idle(broker_url: str, workdir: Path, key: str, n: int, ticks: int) -> dict[str, Any]:
+def w2_idle(broker_url: str, workdir: Path, key: str, n: int, window: float) -> dict[str, Any]:
     contender = CONTENDERS[key]
     tag = new_tag()
     env = Env(broker_url, workdir, "w2-unused")
     contender.populate(env, n, False, tag)
     argv = [sys.executable, "-m", "benchmarks.idle", key, str(n), str(workdir), broker_url, tag]
-    argv.append(str(ticks))
+    argv.append(str(window))
     try:
         out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=900)
     finally:
-        if key == "redbeat":
-            redbeat_cleanup(tag)
+        contender.cleanup(tag)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     result["contender"] = contender.name
     return result
@@ -187,8 +208,10 @@ def w2_idle(broker_url: str, workdir: Path, key: str, n: int, ticks: int) -> dic
 # --- W3 --------------------------------------------------------------------------------
 
 
-def w3_propagation(broker_url: str, workdir: Path, n: int, samples: int) -> dict[str, Any]:
-    contender = CONTENDERS["periodic"]
+def w3_propagation(
+    broker_url: str, workdir: Path, n: int, samples: int, key: str = "periodic"
+) -> dict[str, Any]:
+    contender = CONTENDERS[key]
     queue = fresh_queue(broker_url, "w3", declare=False)
     tag = new_tag()
     env = Env(broker_url, workdir, queue)
@@ -219,8 +242,10 @@ def w3_propagation(broker_url: str, workdir: Path, n: int, samples: int) -> dict
     service.stop()
     thread.join(60)
     delete_queue(broker_url, queue)
+    contender.cleanup(tag)
     ordered = sorted(latencies)
     return {
+        "key": key,
         "entries": n,
         "sync_interval_s": scheduler.sync_interval,
         "poll_s": scheduler.poll_interval,

@@ -85,6 +85,20 @@ class Wakeup:
             if time.monotonic() >= deadline:
                 return False
 
+    def current_seq(self) -> int | None:
+        """The store's change sequence read on the signal's connection; None without one.
+
+        A fault closes the signal (reopened later) and answers None: read it elsewhere.
+        """
+        signal = self._signal
+        if signal is None:
+            return None
+        try:
+            return signal.current_seq()
+        except StoreError as error:
+            self._drop(signal, error)
+            return None
+
     def close(self) -> None:
         """Close the signal (it is reopened by the next `wait`)."""
         signal, self._signal = self._signal, None
@@ -120,12 +134,15 @@ class Wakeup:
         try:
             return signal.changed()
         except StoreError as error:
-            self._outage.failed(error)
-            self._signal = None
-            self._retry_at = time.monotonic() + self.retry_interval
-            with contextlib.suppress(Exception):  # its connection is gone either way
-                signal.close()
+            self._drop(signal, error)
             return True
+
+    def _drop(self, signal: ChangeSignal, error: StoreError) -> None:
+        self._outage.failed(error)
+        self._signal = None
+        self._retry_at = time.monotonic() + self.retry_interval
+        with contextlib.suppress(Exception):  # its connection is gone either way
+            signal.close()
 
     def _drain(self) -> None:
         with contextlib.suppress(OSError):

@@ -11,14 +11,26 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from scheduling.store.database import Database, dialect_insert
 from scheduling.store.records import BeatStatus, LeaseRecord, Role
-from scheduling.store.schema import LEASE_NAME, beats, lease
+from scheduling.store.schema import LEASE_NAME, UTCDateTime, beats, lease
 from scheduling.store.terms import close_terms, open_term
 
 _LEASE_COLUMNS = (lease.c.holder, lease.c.token, lease.c.expires_at, lease.c.acquired_at)
+
+
+_RENEW = (
+    update(lease)
+    .where(
+        lease.c.name == LEASE_NAME,
+        lease.c.holder == bindparam("b_holder"),
+        lease.c.token == bindparam("b_token"),
+    )
+    .values(expires_at=bindparam("b_expires", type_=UTCDateTime()))
+)
+"""Built once: the lease thread runs it every lease_ttl / 3 for the life of the beat."""
 
 
 def _lease_from_row(row: Sequence[Any]) -> LeaseRecord:
@@ -67,9 +79,7 @@ class LeaseOperations:
         """Extend our lease; False if another holder took it (or the token moved on)."""
         with self._db.write() as conn:
             result = conn.execute(
-                update(lease)
-                .where(lease.c.name == LEASE_NAME, lease.c.holder == holder, lease.c.token == token)
-                .values(expires_at=now + ttl)
+                _RENEW, {"b_holder": holder, "b_token": token, "b_expires": now + ttl}
             )
             return result.rowcount == 1
 
@@ -92,6 +102,7 @@ class LeaseOperations:
         return record if record.holder else None
 
     def record_beat(self, status: BeatStatus) -> None:
+        """Upsert this beat's status row (the lease thread's write after every round)."""
         values = {
             "beat_id": status.beat_id,
             "hostname": status.hostname,
@@ -100,13 +111,23 @@ class LeaseOperations:
             "last_tick": status.last_tick,
             "lag": status.lag,
         }
-        statement = dialect_insert(self._db, beats).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[beats.c.beat_id],
-            set_={key: statement.excluded[key] for key in values if key != "beat_id"},
-        )
         with self._db.write() as conn:
-            conn.execute(statement)
+            conn.execute(self._record_beat_statement(), values)
+
+    def _record_beat_statement(self) -> Any:
+        # Built once per store: the lease thread writes it every lease_ttl / 3, forever.
+        statement = getattr(self, "_record_beat_cached", None)
+        if statement is None:
+            insert = dialect_insert(self._db, beats)
+            statement = insert.on_conflict_do_update(
+                index_elements=[beats.c.beat_id],
+                set_={
+                    column: insert.excluded[column]
+                    for column in ("hostname", "pid", "role", "last_tick", "lag")
+                },
+            )
+            self._record_beat_cached = statement
+        return statement
 
     def beats(self) -> list[BeatStatus]:
         """Every beat that ever reported, by id; callers judge liveness from last_tick."""

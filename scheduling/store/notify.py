@@ -9,9 +9,11 @@ until something happened:
   visible. The leader ``LISTEN``s on one dedicated autocommit connection (`PostgresListener`)
   whose socket it `select`s on together with its other wake-ups.
 * SQLite has no notifications across processes. `PRAGMA data_version` on one held connection
-  changes whenever *another* connection commits to the file: a few microseconds per look, no
-  file I/O beyond the WAL index in shared memory, so beat can afford to look four times per
-  `sync_interval` and reads the sequence only when the file changed (`SqliteDataVersion`).
+  changes whenever *another* connection commits to the file (`SqliteDataVersion`). On Linux an
+  inotify descriptor on the database and its WAL file turns readable when any process writes
+  them, so beat sleeps in `select` on it and looks at data_version only then (a write that is
+  not a commit, or a commit of our own connection, wakes it for nothing: a few microseconds).
+  Elsewhere, or when inotify is unavailable, data_version is looked at every few hundred ms.
 
 A signal is a hint, never the source of truth: whoever wakes on it reads the change sequence,
 and beat still reads the sequence once per `sync_interval` without any signal, so a lost
@@ -22,8 +24,14 @@ reconnects later.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import os
 import select
 import sqlite3
+import sys
+import time
 from typing import Protocol
 
 import psycopg
@@ -34,6 +42,7 @@ from scheduling.store.database import Database
 
 __all__ = [
     "CHANNEL",
+    "LISTENER_NAME",
     "ChangeSignal",
     "PostgresListener",
     "SqliteDataVersion",
@@ -42,8 +51,12 @@ __all__ = [
 ]
 
 CHANNEL = "periodic_changes"
+LISTENER_NAME = "periodic-beat-listener"
+"""The application_name of the leader's LISTEN connection (visible in pg_stat_activity)."""
 _NOTIFY = text(f"NOTIFY {CHANNEL}")
+_CURRENT_SEQ = "SELECT seq FROM periodic_changes WHERE id = 1"
 _CONNECT_TIMEOUT_S = 3
+_COMMIT_SETTLE_S = 0.005
 
 
 def notify_change(conn: Connection) -> None:
@@ -61,6 +74,10 @@ class ChangeSignal(Protocol):
     def changed(self) -> bool:
         """Whether a change was signalled since the last call (consumes it); never blocks."""
 
+    def current_seq(self) -> int:
+        """The change sequence, read on the signal's own connection (no pool, no ORM layer):
+        the poll fallback runs every sync_interval for the life of the beat."""
+
     def close(self) -> None: ...
 
 
@@ -71,12 +88,20 @@ class PostgresListener:
         cargs, cparams = db.engine.dialect.create_connect_args(db.url)
         cparams.pop("context", None)
         cparams.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
+        cparams.setdefault("application_name", LISTENER_NAME)
+        self._pending = False
         try:
             self._conn = psycopg.connect(*cargs, **cparams, autocommit=True)
+            # Notifications that arrive while `current_seq` runs are consumed by psycopg and
+            # handed to this handler, not left for `changed`: keep them.
+            self._conn.add_notify_handler(self._on_notify)
             self._conn.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as error:
             raise StoreError(f"store {db.safe_url}: cannot LISTEN for changes: {error}") from error
         self._safe_url = db.safe_url
+
+    def _on_notify(self, _notify: psycopg.Notify) -> None:
+        self._pending = True
 
     def fileno(self) -> int | None:
         return self._conn.fileno()
@@ -87,7 +112,7 @@ class PostgresListener:
             readable, _, _ = select.select([self._conn.fileno()], [], [], 0)
             if readable:
                 pgconn.consume_input()
-            seen = False
+            seen, self._pending = self._pending, False
             while pgconn.notifies() is not None:
                 seen = True
         except (psycopg.Error, OSError, ValueError) as error:
@@ -96,8 +121,58 @@ class PostgresListener:
             raise StoreError(f"store {self._safe_url}: change listener lost its connection")
         return seen
 
+    def current_seq(self) -> int:
+        try:
+            row = self._conn.execute(_CURRENT_SEQ).fetchone()
+        except psycopg.Error as error:
+            raise StoreError(f"store {self._safe_url}: change listener lost: {error}") from error
+        if row is None:
+            raise StoreError(f"store {self._safe_url}: the change sequence row is missing")
+        return int(row[0])
+
     def close(self) -> None:
         self._conn.close()
+
+
+class _Inotify:
+    """Linux inotify through libc: a descriptor that turns readable when watched files change."""
+
+    _IN_MODIFY = 0x00000002
+    _IN_NONBLOCK = 0o4000
+    _IN_CLOEXEC = 0o2000000
+
+    def __init__(self, paths: list[str]) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fd = libc.inotify_init1(self._IN_NONBLOCK | self._IN_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        self.fd = int(fd)
+        for path in paths:
+            if libc.inotify_add_watch(self.fd, os.fsencode(path), self._IN_MODIFY) < 0:
+                error = ctypes.get_errno()
+                os.close(self.fd)
+                raise OSError(error, f"inotify_add_watch failed for {path}")
+
+    def drain(self) -> bool:
+        """Consume the pending events; whether there were any."""
+        seen = False
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.fd, 4096):
+                seen = True
+        return seen
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _inotify(paths: list[str]) -> _Inotify | None:
+    """An inotify watch on `paths`, or None where there is none (not Linux, no such files)."""
+    if not sys.platform.startswith("linux") or not all(os.path.exists(p) for p in paths):
+        return None
+    try:
+        return _Inotify(paths)
+    except (OSError, AttributeError):
+        return None
 
 
 class SqliteDataVersion:
@@ -111,17 +186,25 @@ class SqliteDataVersion:
         except sqlite3.Error as error:
             raise StoreError(f"store {db.safe_url}: cannot watch for changes: {error}") from error
         self._safe_url = db.safe_url
+        # The held connection keeps the WAL file in existence, so both can be watched now.
+        self._inotify = _inotify([path, f"{path}-wal"])
 
     def _read(self) -> int:
         row = self._conn.execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
     def fileno(self) -> int | None:
-        return None
+        return self._inotify.fd if self._inotify is not None else None
 
     def changed(self) -> bool:
+        woken = self._inotify is not None and self._inotify.drain()
         try:
             version = self._read()
+            if version == self._version and woken:
+                # The last WAL write of a commit comes just before the WAL index says it
+                # committed: look once more a moment later rather than miss it until the poll.
+                time.sleep(_COMMIT_SETTLE_S)
+                version = self._read()
         except sqlite3.Error as error:
             message = f"store {self._safe_url}: cannot watch for changes: {error}"
             raise StoreError(message) from error
@@ -130,7 +213,19 @@ class SqliteDataVersion:
         self._version = version
         return True
 
+    def current_seq(self) -> int:
+        try:
+            row = self._conn.execute(_CURRENT_SEQ).fetchone()
+        except sqlite3.Error as error:
+            message = f"store {self._safe_url}: cannot read the change sequence: {error}"
+            raise StoreError(message) from error
+        if row is None:
+            raise StoreError(f"store {self._safe_url}: the change sequence row is missing")
+        return int(row[0])
+
     def close(self) -> None:
+        if self._inotify is not None:
+            self._inotify.close()
         self._conn.close()
 
 

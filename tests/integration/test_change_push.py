@@ -135,6 +135,9 @@ class DeafSignal:
         self._real.changed()
         return False
 
+    def current_seq(self) -> int:
+        return self._real.current_seq()
+
     def close(self) -> None:
         self._real.close()
 
@@ -152,7 +155,7 @@ def test_a_lost_notification_is_picked_up_by_the_poll_fallback(
     beat = beat_on(timedelta(seconds=2))
     time.sleep(0.2)
     store.set_paused(ENTRY, True)
-    # Read again within sync_interval / LISTENING_POLLS = 1 s; the deadline leaves slack.
+    # Read again within sync_interval / LISTENING_POLLS = 2 s; the deadline leaves slack.
     wait_for(lambda: not beat.active(), 5, "the pause arrives by polling")
 
 
@@ -193,7 +196,8 @@ def test_a_dropped_listen_connection_is_reopened(
             killed = conn.execute(
                 text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE query = 'LISTEN periodic_changes' AND datname = current_database()"
+                    "WHERE application_name = 'periodic-beat-listener' "
+                    "AND datname = current_database()"
                 )
             ).scalar_one()
         assert killed == 1

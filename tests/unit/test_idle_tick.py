@@ -1,5 +1,6 @@
-"""An idle beat tick reads the change sequence and writes nothing; the status comes from the
-lease thread (the tick used to write it, an fsync'd store write once a second)."""
+"""An idle beat tick reads the change sequence (on its change signal's connection) and writes
+nothing; the status comes from the lease thread (the tick used to write it, an fsync'd store
+write once a second)."""
 
 from __future__ import annotations
 
@@ -106,12 +107,23 @@ def test_an_idle_tick_reads_the_change_sequence_and_writes_nothing(
     )
     assert scheduler.wakeup.listening
     store.reset()
+    reads: list[int | None] = []
+    read_seq = scheduler.wakeup.current_seq
+
+    def counted_read() -> int | None:
+        reads.append(read_seq())
+        return reads[-1]
+
+    scheduler.wakeup.current_seq = counted_read  # type: ignore[method-assign]
     for _ in range(5):
         scheduler._next_check = 0.0  # the change check, as a change signal or the fallback asks
         started = time.monotonic()
         assert scheduler.tick() == 0.0  # the leader slept in its own wait, not in Celery's
         assert time.monotonic() - started <= scheduler.sync_interval / LISTENING_POLLS + 0.5
-    assert store.made_by(main) == Counter({"change_seq": 5})
+    # The sequence is read on the signal's own connection: no pooled store call at all.
+    assert len(reads) == 5
+    assert None not in reads
+    assert store.made_by(main) == Counter()
 
 
 def test_the_status_reports_the_last_tick_from_the_lease_thread(
