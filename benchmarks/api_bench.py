@@ -37,6 +37,13 @@ from typing import Any
 from flask import Blueprint, Flask
 from kombu import Connection
 
+from benchmarks.contenders import (
+    POSTGRES_ENV,
+    new_tag,
+    postgres_create,
+    postgres_drop,
+    postgres_url,
+)
 from project import gunicorn_config
 from project.app import create_app
 from project.devtools.localbroker import LocalRabbitNode
@@ -57,6 +64,7 @@ QUEUE = "bench-default"
 WORKERS, THREADS = gunicorn_config.workers, gunicorn_config.threads
 """The shipped server model (`project.gunicorn_config`), as serve and compose.yaml run it."""
 DOCS_HEADING = "## HTTP API"
+"""Followed by the store, e.g. ``## HTTP API (postgresql store)``: one section per store."""
 BROKER_ENV = "PERIODIC_BENCH_BROKER_URL"
 
 SETTINGS = """\
@@ -383,16 +391,17 @@ def table_row(label: str, asynchronous: WrkResult, synchronous: WrkResult) -> st
 
 NOTES = [
     "Design: async views run on one persistent event loop per gunicorn thread "
-    "(`PeriodicFlask.async_to_sync`), and their blocking store and broker calls on one bounded "
-    "pool per process (`run_blocking`), one hop per request; `/queues` asks about every queue "
-    "at once. `POST /run` is group-committed: the run-now requests in flight in one process "
-    "join one batch (`project/run_batcher.py`, 1 ms linger), which claims every ledger row in "
-    "one SQLite transaction, publishes every message in one pipelined confirmed batch and marks "
-    "them dispatched in one transaction, instead of two serialised write transactions per "
-    "request; SQLite commits with `synchronous = NORMAL` (no log sync per commit; see the "
-    "store notes in the README). The async view awaits the batch's future on its loop; the "
-    "sync twin blocks on the same future. Both share the process's single batcher thread, so "
-    "with 4 server threads per worker a batch holds at most 4 runs.",
+    "(`PeriodicFlask.async_to_sync`), and their blocking store and broker calls on one "
+    "bounded pool per process (`run_blocking`), one hop per request; `/queues` asks about "
+    "every queue at once. `POST /run` is group-committed: the run-now requests in flight in "
+    "one process join one batch (`scheduling/operations/batcher.py`, 1 ms linger), which "
+    "claims every ledger row in one store transaction, publishes every message in one "
+    "pipelined confirmed batch and marks them dispatched in one transaction, instead of two "
+    "serialised write transactions per request; SQLite commits with `synchronous = NORMAL` "
+    "(no log sync per commit; see the store notes in the README). The async view awaits the "
+    "batch's future on its loop; the sync twin blocks on the same future. Both share the "
+    "process's single batcher thread, so with 4 server threads per worker a batch holds at "
+    "most 4 runs.",
     "",
 ]
 
@@ -402,7 +411,7 @@ def section(rows: list[str], command: str, connections: int, dialect: str) -> st
     load = os.getloadavg()[0]
     return "\n".join(
         [
-            DOCS_HEADING,
+            f"{DOCS_HEADING} ({dialect} store)",
             "",
             f"gunicorn {WORKERS} workers x {THREADS} threads (gthread), wrk 2 threads x "
             f"{connections} connections, {cores} cores shared with wrk and the broker "
@@ -427,9 +436,10 @@ def section(rows: list[str], command: str, connections: int, dialect: str) -> st
 
 
 def write_section(path: Path, text: str) -> None:
-    """Replace the `## HTTP API` section of `path` (other sections are left as they are)."""
+    """Replace this store's `## HTTP API` section of `path` (other sections are left alone)."""
     existing = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(DOCS_HEADING)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    heading = text.splitlines()[0]
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     if pattern.search(existing):
         updated = pattern.sub(lambda _: text + "\n", existing, count=1)
     else:
@@ -443,15 +453,31 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help=f"a throwaway PostgreSQL database on ${POSTGRES_ENV} (default: the local server)",
+    )
     parser.add_argument("--write", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--only", default=None, help="endpoints whose label contains this")
     options = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    rows, command, dialect = run(
-        options.seconds, options.connections, options.rounds, options.database_url, options.only
-    )
+    database_url = options.database_url
+    tag = new_tag()
+    if options.postgresql:
+        postgres_create(tag)
+        database_url = postgres_url(tag)
+    try:
+        rows, command, dialect = run(
+            options.seconds, options.connections, options.rounds, database_url, options.only
+        )
+    finally:
+        if options.postgresql:
+            postgres_drop(tag)
+    if options.postgresql:
+        command += " --postgresql"
     text = section(rows, command, options.connections, dialect)
     print(text)
     if not options.no_write and options.only is None:

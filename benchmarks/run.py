@@ -2,8 +2,11 @@
 
 ``nox -s bench`` (or ``python -m benchmarks.run``). The broker is a throwaway local RabbitMQ node
 (``PERIODIC_BENCH_BROKER_URL`` to use another, never a shared production broker); RedBeat needs
-Redis on 127.0.0.1:6379 (database 15, keys under a unique prefix, deleted afterwards).
-``--quick`` shrinks every size for a smoke run.
+Redis on 127.0.0.1:6379 (database 15, keys under a unique prefix, deleted afterwards); Periodic's
+PostgreSQL runs need a server that lets the benchmark create databases
+(``PERIODIC_BENCH_POSTGRES_URL``, default the local one). ``--quick`` shrinks every size and the
+idle window for a smoke run. The load average is recorded with every figure: on a shared machine
+absolute figures drift, ratios within one run much less.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ def main() -> None:
     burst = 1000 if quick else 10_000
     sizes = [1000, 10_000] if quick else [1000, 10_000, 100_000]
     stock_cap = 20.0 if quick else 60.0
+    window = 10.0 if quick else 60.0
 
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -68,6 +72,8 @@ def main() -> None:
         ),
         "rabbitmq": rabbitmq_version(),
         "command": " ".join(["python -m benchmarks.run", *sys.argv[1:]]),
+        "load_start": os.getloadavg(),
+        "idle_window_s": window,
     }
     with tempfile.TemporaryDirectory(prefix="periodic-bench-") as tmp:
         workdir = Path(tmp)
@@ -76,25 +82,32 @@ def main() -> None:
             results["w0"] = w0_ceilings(broker_url, burst)
             print(json.dumps(results["w0"], indent=1), flush=True)
             results["w1"] = []
-            for key in ("periodic", "redbeat", "persistent", "sqlalchemy-beat"):
+            for key in ("periodic", "periodic-pg", "redbeat", "persistent", "sqlalchemy-beat"):
                 print(f"W1 burst {key} ...", flush=True)
-                cap = 120.0 if key in ("periodic", "redbeat") else stock_cap
-                results["w1"].append({"key": key, **w1_burst(broker_url, workdir, key, burst, cap)})
-                print(json.dumps(results["w1"][-1]), flush=True)
+                cap = 120.0 if key in ("periodic", "periodic-pg", "redbeat") else stock_cap
+                row = {"key": key, **w1_burst(broker_url, workdir, key, burst, cap)}
+                row["load1"] = os.getloadavg()[0]
+                results["w1"].append(row)
+                print(json.dumps(row), flush=True)
             results["w2"] = []
-            w2_keys = ("periodic", "periodic-distinct", "redbeat", "persistent", "sqlalchemy-beat")
+            w2_keys = ("periodic", "periodic-pg", "redbeat", "persistent", "sqlalchemy-beat")
             plan = [(key, size) for key in w2_keys for size in sizes]
             for key, size in plan:
                 print(f"W2 idle {key} {size} ...", flush=True)
-                row = {"key": key, **w2_idle(broker_url, workdir, key, size, 20)}
+                row = {"key": key, **w2_idle(broker_url, workdir, key, size, window)}
+                row["load1"] = os.getloadavg()[0]
                 results["w2"].append(row)
                 print(json.dumps(row), flush=True)
             results["w3"] = []
-            for size in (0, sizes[-1]):
-                print(f"W3 propagation {size} ...", flush=True)
-                row = w3_propagation(broker_url, workdir, size, 8 if quick else 20)
-                results["w3"].append(row)
-                print(json.dumps({k: v for k, v in row.items() if k != "latencies"}), flush=True)
+            for key in ("periodic", "periodic-pg"):
+                for size in (0, sizes[-1]):
+                    print(f"W3 propagation {key} {size} ...", flush=True)
+                    row = w3_propagation(broker_url, workdir, size, 8 if quick else 20, key)
+                    row["load1"] = os.getloadavg()[0]
+                    results["w3"].append(row)
+                    shown = {k: v for k, v in row.items() if k != "latencies"}
+                    print(json.dumps(shown), flush=True)
+    results["load_end"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(results, indent=1))
     write_report(results, args.out)

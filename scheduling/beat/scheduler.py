@@ -79,6 +79,9 @@ DISPATCH_CHUNK = 500
 """Entries claimed, published and marked together: the first message of a 10k burst leaves
 after one chunk's claim instead of the whole burst's, and the store and broker alternate on
 small batches that keep both busy."""
+FIRST_CHUNK = 50
+"""A burst starts with a chunk this small and doubles it up to `DISPATCH_CHUNK`, so its first
+message leaves within milliseconds while the bulk still travels in full chunks."""
 SWEEP_INTERVAL = 30.0
 """How often the leader looks for old unconfirmed claims (e.g. a "run now" whose sender died)."""
 CHANGE_POLLS = 4
@@ -482,12 +485,14 @@ class DatabaseScheduler(Scheduler):
         dispatched = 0
         lag: float | None = None
         self._more_due = False
+        chunk = FIRST_CHUNK
         try:
             while handled < BURST_LIMIT:
-                due = self.table.pop_due(now, min(DISPATCH_CHUNK, BURST_LIMIT - handled))
+                due = self.table.pop_due(now, min(chunk, BURST_LIMIT - handled))
                 if not due:
                     break
                 handled += len(due)
+                chunk = min(2 * chunk, DISPATCH_CHUNK)
                 report = self._dispatch_chunk(due, token, now)
                 if report is None:
                     return

@@ -1,6 +1,6 @@
 """A burst is claimed, published and marked in chunks, so its first message leaves early.
 
-Real store (SQLite file), real RabbitMQ: 1,200 entries fall due at once; the store and the
+Real store (SQLite file), real RabbitMQ: 1,600 entries fall due at once; the store and the
 publisher are the real ones, wrapped to record the order of claims and publishes.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from kombu import Connection
 from pydantic import SecretStr
 
-from scheduling.beat.scheduler import DISPATCH_CHUNK, DatabaseScheduler
+from scheduling.beat.scheduler import DISPATCH_CHUNK, FIRST_CHUNK, DatabaseScheduler
 from scheduling.broker.topology import queue_status
 from scheduling.celery.app import create_celery
 from scheduling.config.settings import (
@@ -34,7 +34,7 @@ from scheduling.store import Store
 pytestmark = [pytest.mark.integration]
 
 HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
-BURST = 1200
+BURST = 1600
 
 
 @pytest.fixture
@@ -88,7 +88,14 @@ def test_a_burst_is_dispatched_in_chunks_each_published_before_the_next_claim(
     with caplog.at_level(logging.INFO):
         scheduler.tick()
     claims = [n for kind, n in events if kind == "claim"]
-    assert claims == [DISPATCH_CHUNK, DISPATCH_CHUNK, BURST - 2 * DISPATCH_CHUNK]
+    # A small first chunk (the first message leaves early), doubling up to full chunks.
+    expected, left, chunk = [], BURST, FIRST_CHUNK
+    while left:
+        expected.append(min(chunk, left))
+        left -= expected[-1]
+        chunk = min(2 * chunk, DISPATCH_CHUNK)
+    assert claims == expected
+    assert max(claims) == DISPATCH_CHUNK
     # claim, publish, claim, publish, ...: the first message left after one chunk's claim.
     assert [kind for kind, _ in events[:4]] == ["claim", "publish", "claim", "publish"]
     assert sum(n for kind, n in events if kind == "publish") == BURST
