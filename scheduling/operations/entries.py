@@ -55,6 +55,7 @@ __all__ = [
     "delete_entry",
     "entry_history",
     "entry_view",
+    "entry_views",
     "initial_next_run",
     "list_entries",
     "mark_dispatched",
@@ -468,15 +469,31 @@ def late_grace(settings: Settings) -> Any:
 
 
 def entry_view(store: Store, settings: Settings, record: EntryRecord, now: datetime) -> EntryView:
-    """Build the view of one entry (two ledger reads: the last run and the newest slot)."""
+    """Build the view of one entry (one ledger read: its newest and its last dispatched run)."""
+    return entry_views(store, settings, [record], now)[0]
+
+
+def entry_views(
+    store: Store, settings: Settings, records: list[EntryRecord], now: datetime
+) -> list[EntryView]:
+    """The views of a page of entries, with one ledger read for all of them."""
+    latest = store.latest_runs([record.name for record in records])
+    return [_view(settings, record, latest.get(record.name), now) for record in records]
+
+
+def _view(
+    settings: Settings,
+    record: EntryRecord,
+    latest: tuple[RunRecord, RunRecord | None] | None,
+    now: datetime,
+) -> EntryView:
     zone = settings.entry_zone(record.definition)
     try:
         compiled: CompiledEntry | None = compile_entry(record.name, record.definition, settings)
     except (KeyError, ValueError):
         compiled = None  # a stored entry whose queue was since removed from settings
-    newest = store.runs_for_entry(record.name, limit=1)
-    missed = bool(newest) and newest[0].state == RunState.MISSED
-    last = store.last_run(record.name)
+    newest, last = latest if latest is not None else (None, None)
+    missed = newest is not None and newest.state == RunState.MISSED
     next_run = record.next_run_at
     overdue = next_run is not None and record.active and next_run < now - late_grace(settings)
     return EntryView(
@@ -506,11 +523,10 @@ def list_entries(
     page: list[EntryRecord] = []
     cursor = after
     while True:
-        batch = store.list_entries(after=cursor, limit=limit + 1, owner=source)
+        batch = store.list_entries(after=cursor, limit=limit + 1, owner=source, enabled=enabled)
         for record in batch[:limit]:
             cursor = record.name
-            if enabled is not None and record.definition.enabled != enabled:
-                continue
+            # The queue follows the definition and the settings' routes: decided here.
             if queue is not None and resolve_queue(record.definition, settings) != queue:
                 continue
             page.append(record)

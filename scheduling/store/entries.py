@@ -76,13 +76,19 @@ class EntryOperations(ChangeFeed):
         limit: int = 100,
         active: bool | None = None,
         owner: str | None = None,
+        enabled: bool | None = None,
     ) -> list[EntryRecord]:
-        """A page ordered by name; pass the last name of a page as `after` for the next one."""
+        """A page ordered by name; pass the last name of a page as `after` for the next one.
+
+        Filters are SQL: `enabled` is the definition's flag, `active` also counts pauses.
+        """
         statement = select(*ENTRY_COLUMNS).order_by(entries.c.name).limit(limit)
         if after is not None:
             statement = statement.where(entries.c.name > after)
         if owner is not None:
             statement = statement.where(entries.c.owner == owner)
+        if enabled is not None:
+            statement = statement.where(entries.c.enabled.is_(enabled))
         if active is True:
             statement = statement.where(entries.c.enabled.is_(True), entries.c.paused.is_(False))
         elif active is False:

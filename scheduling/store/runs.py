@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, select, union_all, update
 from sqlalchemy.sql.expression import bindparam
 
 from scheduling.store.database import Database, dialect_insert, name_in
@@ -22,6 +22,7 @@ from scheduling.store.schema import deliveries, runs
 
 _FINISHED = sorted(state.value for state in FINISHED_STATES)
 _UNFINISHED = sorted(state.value for state in UNFINISHED_STATES)
+_LEDGER_ONLY = sorted(state.value for state in LEDGER_ONLY_STATES)
 
 
 class RunLedger:
@@ -155,6 +156,31 @@ class RunLedger:
 
     def recent_runs(self, *, limit: int = 50) -> list[RunRecord]:
         return self._select_runs(select(*RUN_COLUMNS).order_by(runs.c.id.desc()).limit(limit))
+
+    def latest_runs(self, names: Sequence[str]) -> dict[str, tuple[RunRecord, RunRecord | None]]:
+        """Per entry that has runs: (its newest run, its newest run that was dispatched).
+
+        What a schedule's view shows (`last_run` and whether the newest slot was missed) for a
+        whole page of entries in one query, instead of two per entry.
+        """
+        found: dict[str, tuple[RunRecord, RunRecord | None]] = {}
+        for part in chunks(sorted(set(names))):
+            newest = (
+                select(func.max(runs.c.id))
+                .where(name_in(self._db, runs.c.entry, part))
+                .group_by(runs.c.entry)
+            )
+            dispatched = newest.where(runs.c.state.not_in(_LEDGER_ONLY))
+            statement = select(*RUN_COLUMNS).where(
+                runs.c.id.in_(union_all(newest, dispatched).scalar_subquery())
+            )
+            # Ascending ids: the last row seen of an entry is its newest run.
+            for run in sorted(self._select_runs(statement), key=lambda r: r.id):
+                last = found[run.entry][1] if run.entry in found else None
+                if run.state not in LEDGER_ONLY_STATES:
+                    last = run
+                found[run.entry] = (run, last)
+        return found
 
     def last_run(self, entry: str) -> RunRecord | None:
         """The newest run that was (or is being) dispatched: missed and skipped slots excluded."""

@@ -416,6 +416,27 @@ def test_last_run_skips_missed_and_skipped_slots(store: Store, lease: LeaseRecor
     assert last.task_id == "ping-0"
 
 
+def test_latest_runs_gives_each_entrys_newest_and_last_dispatched_run_in_one_query(
+    store: Store, lease: LeaseRecord
+) -> None:
+    store.create_entry("idle", PING, next_run_at=T0)
+    claim(
+        store,
+        lease,
+        [slot("ping", 0), slot("ping", 1, RunState.MISSED), slot("pong", 0, RunState.SKIPPED)],
+    )
+    with StatementCounter() as counter:
+        latest = store.latest_runs(["ping", "pong", "idle", "unknown"])
+    assert counter.count == 1
+    assert set(latest) == {"ping", "pong"}
+    newest, last = latest["ping"]
+    assert (newest.task_id, newest.state) == ("ping-1", RunState.MISSED)
+    assert last is not None and last.task_id == "ping-0"
+    newest, last = latest["pong"]
+    assert newest.task_id == "pong-0"
+    assert last is None
+
+
 def test_runs_between_selects_by_slot_time_half_open(store: Store, lease: LeaseRecord) -> None:
     claim(store, lease, [slot("ping", index) for index in range(5)] + [slot("pong", 2)])
 

@@ -133,7 +133,8 @@ async def list_schedules() -> Reply:
             enabled=query.enabled,
             queue=query.queue,
         )
-        return {"items": [view_of(services, r) for r in records], "next": cursor}
+        views = operations.entry_views(services.store, services.settings, records, now())
+        return {"items": [schedule_body(view) for view in views], "next": cursor}
 
     return await run_blocking(page)
 

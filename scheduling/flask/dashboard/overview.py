@@ -16,7 +16,7 @@ from scheduling.config.compiler import compile_entry
 from scheduling.config.settings import Settings
 from scheduling.errors import EntryNotFound
 from scheduling.flask.dashboard.timeline import Cell, day_strip, runtime_bars, slot_strip
-from scheduling.operations.entries import EntryView, entry_view
+from scheduling.operations.entries import EntryView, entry_view, entry_views
 from scheduling.store import BeatStatus, HistoryRecord, LeaseRecord, RunRecord, RunState, Store
 
 __all__ = [
@@ -124,7 +124,7 @@ def load_overview(
 ) -> Overview:
     records = store.list_entries(after=after, limit=limit + 1)
     page, more = records[:limit], len(records) > limit
-    views = [entry_view(store, settings, record, now) for record in page]
+    views = entry_views(store, settings, page, now)
     counts = store.hourly_run_counts([record.name for record in page], now - DAY)
     return Overview(
         entries=views,
