@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import select
 import time
@@ -28,6 +29,16 @@ from scheduling.store.notify import ChangeSignal
 __all__ = ["Wakeup"]
 
 logger = logging.getLogger(__name__)
+
+
+def _readable(fds: list[int], timeout: float) -> set[int]:
+    """The descriptors of `fds` that turn readable within `timeout` seconds (poll(2): no
+    FD_SETSIZE limit, unlike select)."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    events = poller.poll(max(0, math.ceil(timeout * 1000)))
+    return {fd for fd, _ in events}
 
 
 class Wakeup:
@@ -76,7 +87,7 @@ class Wakeup:
             elif signal is None and not self._unavailable:
                 remaining = min(remaining, self._retry_at - time.monotonic())
             watched = [self._read_fd] if fd is None else [self._read_fd, fd]
-            readable, _, _ = select.select(watched, [], [], max(0.0, remaining))
+            readable = _readable(watched, remaining)
             if self._read_fd in readable:
                 self._drain()
                 return True

@@ -109,8 +109,9 @@ class PostgresListener:
     def changed(self) -> bool:
         pgconn = self._conn.pgconn
         try:
-            readable, _, _ = select.select([self._conn.fileno()], [], [], 0)
-            if readable:
+            poller = select.poll()
+            poller.register(self._conn.fileno(), select.POLLIN)
+            if poller.poll(0):
                 pgconn.consume_input()
             seen, self._pending = self._pending, False
             while pgconn.notifies() is not None:

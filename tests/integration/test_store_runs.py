@@ -431,7 +431,8 @@ def test_latest_runs_gives_each_entrys_newest_and_last_dispatched_run_in_one_que
     assert set(latest) == {"ping", "pong"}
     newest, last = latest["ping"]
     assert (newest.task_id, newest.state) == ("ping-1", RunState.MISSED)
-    assert last is not None and last.task_id == "ping-0"
+    assert last is not None
+    assert last.task_id == "ping-0"
     newest, last = latest["pong"]
     assert newest.task_id == "pong-0"
     assert last is None
