@@ -9,7 +9,7 @@ the number of distinct definitions, so `entry_index()` streams just the columns 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import select
@@ -31,6 +31,12 @@ _INDEX_COLUMNS = (
     entries.c.paused,
     entries.c.jitter_us,
     entries.c.version,
+)
+
+
+_POSTGRESQL_INDEX = (
+    "SELECT name, next_run_at, enabled AND NOT paused, jitter_us, version "
+    "FROM periodic_entries WHERE name > %(after)s ORDER BY name LIMIT %(limit)s"
 )
 
 
@@ -71,6 +77,9 @@ class EntryIndex:
 
     def entry_index(self) -> Iterator[EntryIndexRow]:
         """Every entry's index row by name, in batches of short read transactions."""
+        if self._db.is_postgresql:
+            yield from self._entry_index_postgresql()
+            return
         known: dict[int, timedelta] = {0: NO_JITTER}
         after: str | None = None
         while True:
@@ -84,6 +93,29 @@ class EntryIndex:
                     name,
                     next_run_at,
                     bool(enabled) and not paused,
+                    _jitter_of(jitter_us, known),
+                    version,
+                )
+            if len(rows) < INDEX_BATCH:
+                return
+            after = rows[-1][0]
+
+    def _entry_index_postgresql(self) -> Iterator[EntryIndexRow]:
+        """The same rows through the driver's own cursor: psycopg already returns the values
+        beat keeps, so skipping the result layer halves a 100k take-over."""
+        known: dict[int, timedelta] = {0: NO_JITTER}
+        after = ""
+        while True:
+            with self._db.read() as conn:
+                parameters = {"after": after, "limit": INDEX_BATCH}
+                cursor = conn.exec_driver_sql(_POSTGRESQL_INDEX, parameters).cursor
+                assert cursor is not None
+                rows = cursor.fetchall()
+            for name, next_run_at, active, jitter_us, version in rows:
+                yield EntryIndexRow(
+                    name,
+                    None if next_run_at is None else next_run_at.replace(tzinfo=UTC),
+                    active,
                     _jitter_of(jitter_us, known),
                     version,
                 )
