@@ -114,11 +114,14 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Beat benchmarks W0-W3 vs stock Beat and RedBeat; writes docs/benchmarks.md (not a test)."""
+    """Beat benchmarks W0-W3 (Periodic on SQLite and PostgreSQL, stock Beat, RedBeat,
+    sqlalchemy-celery-beat) and the HTTP API on both stores; writes docs/benchmarks.md (not a
+    test). Needs Redis and a PostgreSQL that lets it create databases (see benchmarks/run.py)."""
     session.install("-e", ".[dev,bench]")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
-    # HTTP API: async views vs their sync twins under gunicorn + wrk (apt-get install -y wrk).
+    # HTTP API in the shipped server model, under wrk (apt-get install -y wrk).
     session.run("python", "-m", "benchmarks.api_bench")
+    session.run("python", "-m", "benchmarks.api_bench", "--postgresql")
     # Broker replication: quorum queue on a throwaway 3-node cluster vs classic on one node.
     session.run("python", "-m", "benchmarks.replication_bench")
 
