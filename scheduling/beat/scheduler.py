@@ -8,13 +8,14 @@ every slot twice. Here the schedule lives in the store and beat keeps only a cac
   every entry into an in-memory heap keyed on the next send time (`EntryTable`);
 * each tick looks at the top of that heap, so an idle tick costs the same at 100 and 100,000
   entries;
-* changes are pushed, not polled: the leader sleeps (`Wakeup`) until the earliest of the next
-  due time, a change signal from the store (PostgreSQL LISTEN/NOTIFY; SQLite `data_version`,
-  see `scheduling.store.notify`) and the poll fallback, then reads the store's change sequence
-  and loads only the changed rows, never the table. `beat.sync_interval` is a bound, not a
-  period: with a signal the sequence is still read every sync_interval / `LISTENING_POLLS`
-  (a lost notification costs no more than that); without one (the signal's connection is down)
-  every sync_interval / `CHANGE_POLLS`, as before. The settings file is stat'ed at the same pace;
+* changes are pushed, not polled: the leader sleeps (`Wakeup`) until the earliest of the next due
+  time, a change signal from the store (PostgreSQL LISTEN/NOTIFY; SQLite inotify plus
+  `data_version`, see `scheduling.store.notify`) and the poll fallback, then reads the store's
+  change sequence and loads only the changed rows, never the table. `beat.sync_interval` is a
+  bound, not a period: with a signal the sequence is still read every sync_interval /
+  `LISTENING_POLLS` (a lost notification costs no more than that); without one (the signal's
+  connection is down) every sync_interval / `CHANGE_POLLS`, as before. The settings file is
+  stat'ed at the same pace;
 * due slots are claimed in the store before they are published with publisher confirms and
   marked dispatched afterwards (`Dispatcher`: the outbox), so each slot is sent exactly once by
   whichever beat holds the lease (`Leadership`), and a claim whose publish never got confirmed
@@ -92,8 +93,8 @@ LISTENING_POLLS = 1
 open: the fallback for a lost notification, and the pace of the file watch. Every wake-up of
 an idle beat costs some 50-150 µs of CPU (most of it the wake-up itself), so few is cheap."""
 SIGNAL_LOOK = 0.5
-"""Seconds between looks at a signal that must be polled (SQLite's data_version: a few µs, plus
-the wake-up): a SQLite change reaches the leader within about half a second."""
+"""Seconds between looks at a signal without a socket (SQLite's data_version where inotify is
+unavailable: a few µs plus the wake-up), so a change still arrives within about half a second."""
 SIGNAL_RETRY = 5.0
 """Seconds between attempts to reopen a lost change signal (meanwhile beat polls)."""
 _PROCESS_TAG = secrets.token_hex(3)
@@ -479,7 +480,8 @@ class DatabaseScheduler(Scheduler):
         return True
 
     def _dispatch(self, token: int, now: datetime) -> None:
-        """Dispatch what is due in chunks of `DISPATCH_CHUNK`, up to `BURST_LIMIT` per tick."""
+        """Dispatch what is due in chunks (`FIRST_CHUNK` doubling to `DISPATCH_CHUNK`), up to
+        `BURST_LIMIT` per tick, with one log line for the whole burst."""
         handled = 0
         names: list[str] = []
         dispatched = 0
