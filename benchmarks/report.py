@@ -145,8 +145,8 @@ def markdown(results: dict[str, Any]) -> str:
         "column. *First message* is counted from the start of the step that dispatches: for "
         "Periodic its `_dispatch` (after the take-over load of the first tick, which W2 reports "
         "as start-up), for the others the tick that sent it. Periodic claims, publishes and marks "
-        "in chunks of 500. Stock Beat and sqlalchemy-celery-beat are capped in time; their rate "
-        "is what they reached by then.",
+        "in chunks of 50 doubling to 500. Stock Beat and sqlalchemy-celery-beat are capped in "
+        "time; their rate is what they reached by then.",
         "",
         "| scheduler | messages | msgs/s | first → last msgs/s | first message after dispatch "
         "began | x raw publish | load |",
