@@ -1,0 +1,138 @@
+"""Where Periodic's beat spends its time, for the targets the benchmark reports as missed.
+
+``python -m benchmarks.profiles idle {sqlite,postgresql} [N]``: the idle beat loop for 20 s
+(Celery's `Service`, lease thread and all), its CPU split by step: the scheduler's wake-ups
+(`Wakeup.wait`, the change signal), its ticks (and the change-sequence reads inside them), and
+the lease thread's rounds (renewal) and status writes.
+
+``python -m benchmarks.profiles burst {sqlite,postgresql} [N]``: N entries (default 10,000) due
+at once, dispatched by ticking the scheduler; the wall time split into the take-over load, claim,
+publish (with confirms) and mark, the rest of the dispatch being planning and the due heap.
+
+The broker is ``PERIODIC_BENCH_BROKER_URL`` (default the local RabbitMQ on 5672, one queue of
+its own, deleted after); PostgreSQL as in `benchmarks.contenders`. Prints plain text.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from celery.beat import Service
+from kombu import Connection
+
+from benchmarks.contenders import CONTENDERS, Env, new_tag
+from benchmarks.workloads import fresh_queue
+from scheduling.beat.scheduler import DatabaseScheduler
+
+BROKER = os.environ.get("PERIODIC_BENCH_BROKER_URL") or "amqp://guest:guest@127.0.0.1:5672//"
+KEYS = {"sqlite": "periodic", "postgresql": "periodic-pg"}
+
+
+class Timings:
+    """Thread CPU (idle) or wall time (burst) and calls, per wrapped method."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.spent: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+
+    def wrap(self, owner: Any, name: str, label: str | None = None) -> None:
+        real = getattr(owner, name)
+        key = label or name
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = self.clock()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                self.spent[key] += self.clock() - started
+                self.calls[key] += 1
+
+        setattr(owner, name, timed)
+
+
+def build(store: str, n: int, due: bool) -> tuple[DatabaseScheduler, Any, str, str]:
+    contender = CONTENDERS[KEYS[store]]
+    tag = new_tag()
+    queue = fresh_queue(BROKER, "profile", declare=False)
+    env = Env(BROKER, Path(tempfile.mkdtemp(prefix="periodic-profile-")), queue)
+    contender.populate(env, n, due, tag)
+    app = contender.app(env, n, due, tag)
+    scheduler = DatabaseScheduler(app=app, lazy=True)
+    scheduler.setup_schedule()
+    return scheduler, contender, tag, queue
+
+
+def idle(store: str, n: int, window: float = 20.0) -> None:
+    scheduler, contender, tag, _ = build(store, n, due=False)
+    scheduler.tick()
+    timings = Timings(time.thread_time)
+    assert scheduler.leadership is not None
+    timings.wrap(scheduler.leadership, "run_round", "lease thread: renewal round")
+    timings.wrap(scheduler, "_report_status", "lease thread: status write")
+    timings.wrap(scheduler, "_tick", "beat loop: tick (work)")
+    timings.wrap(scheduler, "_pull_changes", "beat loop: change-sequence read (in tick)")
+    timings.wrap(scheduler.wakeup, "wait", "beat loop: sleep and wake-ups (Wakeup.wait)")
+    service = Service(scheduler.app, scheduler_cls=DatabaseScheduler)
+    service.__dict__["scheduler"] = scheduler
+    thread = threading.Thread(target=service.start, daemon=True)
+    thread.start()
+    time.sleep(2.0)
+    timings.spent.clear()
+    timings.calls.clear()
+    cpu = time.process_time()
+    time.sleep(window)
+    cpu = time.process_time() - cpu
+    service.stop()
+    thread.join(30)
+    contender.cleanup(tag)
+    print(
+        f"idle beat, {store}, {n:,} entries, {window:g} s: whole process {cpu / window * 1000:.3f} ms/s"
+    )
+    for label, spent in sorted(timings.spent.items()):
+        print(
+            f"  {label:48} {spent / window * 1000:7.3f} ms/s  {timings.calls[label] / window:6.2f}/s"
+        )
+
+
+def burst(store: str, n: int) -> None:
+    scheduler, contender, tag, queue = build(store, n, due=True)
+    timings = Timings(time.perf_counter)
+    assert scheduler.store is not None
+    scheduler._rest = lambda delay: 0.0  # type: ignore[method-assign]  # no sleep after it
+    timings.wrap(scheduler, "_take_over", "take-over: load the due index (first tick)")
+    timings.wrap(scheduler.store, "claim_slots", "claim (store)")
+    timings.wrap(scheduler.store, "mark_dispatched", "mark dispatched (store)")
+    timings.wrap(scheduler.publisher, "publish", "publish with confirms (broker)")
+    timings.wrap(scheduler, "_dispatch", "dispatch, all chunks")
+    started = time.perf_counter()
+    while scheduler._more_due or not timings.calls["dispatch, all chunks"]:
+        scheduler.tick()
+    total = time.perf_counter() - started
+    scheduler.close()
+    with Connection(BROKER) as connection:
+        connection.default_channel.queue_delete(queue)
+    contender.cleanup(tag)
+    print(f"burst of {n:,}, {store}: {total:.3f} s from the first tick to the last mark")
+    for label, spent in sorted(timings.spent.items()):
+        print(f"  {label:40} {spent:7.3f} s  {timings.calls[label]:5d} calls")
+
+
+def main() -> None:
+    kind, store = sys.argv[1], sys.argv[2]
+    if kind == "idle":
+        idle(store, int(sys.argv[3]) if len(sys.argv) > 3 else 10_000)
+    else:
+        burst(store, int(sys.argv[3]) if len(sys.argv) > 3 else 10_000)
+
+
+if __name__ == "__main__":
+    main()
