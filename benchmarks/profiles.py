@@ -94,13 +94,11 @@ def idle(store: str, n: int, window: float = 20.0) -> None:
     service.stop()
     thread.join(30)
     contender.cleanup(tag)
-    print(
-        f"idle beat, {store}, {n:,} entries, {window:g} s: whole process {cpu / window * 1000:.3f} ms/s"
-    )
+    whole = cpu / window * 1000
+    print(f"idle beat, {store}, {n:,} entries, {window:g} s: whole process {whole:.3f} ms/s")
     for label, spent in sorted(timings.spent.items()):
-        print(
-            f"  {label:48} {spent / window * 1000:7.3f} ms/s  {timings.calls[label] / window:6.2f}/s"
-        )
+        per_s, calls = spent / window * 1000, timings.calls[label] / window
+        print(f"  {label:48} {per_s:7.3f} ms/s  {calls:6.2f}/s")
 
 
 def burst(store: str, n: int) -> None:
