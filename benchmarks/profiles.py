@@ -77,7 +77,7 @@ def idle(store: str, n: int, window: float = 20.0) -> None:
     timings = Timings(time.thread_time)
     assert scheduler.leadership is not None
     timings.wrap(scheduler.leadership, "run_round", "lease thread: renewal round")
-    timings.wrap(scheduler, "_report_status", "lease thread: status write")
+    timings.wrap(scheduler.leadership, "on_round", "lease thread: status write")
     timings.wrap(scheduler, "_tick", "beat loop: tick (work)")
     timings.wrap(scheduler, "_pull_changes", "beat loop: change-sequence read (in tick)")
     timings.wrap(scheduler.wakeup, "wait", "beat loop: sleep and wake-ups (Wakeup.wait)")
@@ -110,16 +110,36 @@ def burst(store: str, n: int) -> None:
     timings.wrap(scheduler.store, "claim_slots", "claim (store)")
     timings.wrap(scheduler.store, "mark_dispatched", "mark dispatched (store)")
     timings.wrap(scheduler.publisher, "publish", "publish with confirms (broker)")
+    timings.wrap(scheduler.publisher, "_open", "broker connection (in publish; first: connect)")
     timings.wrap(scheduler, "_dispatch", "dispatch, all chunks")
+    first: list[float] = []
+    publish = scheduler.publisher.publish
+
+    def noting_first(runs: Any) -> None:
+        publish(runs)
+        if not first:
+            first.append(time.perf_counter())
+
+    scheduler.publisher.publish = noting_first  # type: ignore[method-assign]
+    dispatch = scheduler._dispatch
+    began: list[float] = []
+
+    def noting_start(*args: Any) -> None:
+        began.append(time.perf_counter())
+        dispatch(*args)
+
+    scheduler._dispatch = noting_start  # type: ignore[method-assign]
     started = time.perf_counter()
     while scheduler._more_due or not timings.calls["dispatch, all chunks"]:
         scheduler.tick()
     total = time.perf_counter() - started
+    confirmed = (first[0] - began[0]) * 1000 if first and began else float("nan")
     scheduler.close()
     with Connection(BROKER) as connection:
         connection.default_channel.queue_delete(queue)
     contender.cleanup(tag)
     print(f"burst of {n:,}, {store}: {total:.3f} s from the first tick to the last mark")
+    print(f"  first chunk confirmed by the broker {confirmed:.1f} ms after the dispatch began")
     for label, spent in sorted(timings.spent.items()):
         print(f"  {label:40} {spent:7.3f} s  {timings.calls[label]:5d} calls")
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, union_all, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.sql.expression import bindparam
 
 from scheduling.store.database import Database, dialect_insert, name_in
@@ -23,6 +23,14 @@ from scheduling.store.schema import deliveries, runs
 _FINISHED = sorted(state.value for state in FINISHED_STATES)
 _UNFINISHED = sorted(state.value for state in UNFINISHED_STATES)
 _LEDGER_ONLY = sorted(state.value for state in LEDGER_ONLY_STATES)
+
+
+def _newest_id(entry: str, *, dispatched_only: bool) -> Any:
+    """The id of `entry`'s newest run (optionally: the newest that was dispatched)."""
+    statement = select(runs.c.id).where(runs.c.entry == entry)
+    if dispatched_only:
+        statement = statement.where(runs.c.state.not_in(_LEDGER_ONLY))
+    return statement.order_by(runs.c.id.desc()).limit(1).scalar_subquery()
 
 
 class RunLedger:
@@ -165,15 +173,14 @@ class RunLedger:
         """
         found: dict[str, tuple[RunRecord, RunRecord | None]] = {}
         for part in chunks(sorted(set(names))):
-            newest = (
-                select(func.max(runs.c.id))
-                .where(name_in(self._db, runs.c.entry, part))
-                .group_by(runs.c.entry)
-            )
-            dispatched = newest.where(runs.c.state.not_in(_LEDGER_ONLY))
-            statement = select(*RUN_COLUMNS).where(
-                runs.c.id.in_(union_all(newest, dispatched).scalar_subquery())
-            )
+            # Each "newest id" walks the (entry, id DESC) index and stops at its first match,
+            # however long the entry's history (max(id) ... GROUP BY entry reads all of it).
+            ids = [
+                _newest_id(name, dispatched_only=only)
+                for name in part
+                for only in (False, True)
+            ]
+            statement = select(*RUN_COLUMNS).where(runs.c.id.in_(ids))
             # Ascending ids: the last row seen of an entry is its newest run.
             for run in sorted(self._select_runs(statement), key=lambda r: r.id):
                 last = found[run.entry][1] if run.entry in found else None
