@@ -176,9 +176,7 @@ class RunLedger:
             # Each "newest id" walks the (entry, id DESC) index and stops at its first match,
             # however long the entry's history (max(id) ... GROUP BY entry reads all of it).
             ids = [
-                _newest_id(name, dispatched_only=only)
-                for name in part
-                for only in (False, True)
+                _newest_id(name, dispatched_only=only) for name in part for only in (False, True)
             ]
             statement = select(*RUN_COLUMNS).where(runs.c.id.in_(ids))
             # Ascending ids: the last row seen of an entry is its newest run.
