@@ -69,8 +69,10 @@ def test_beat_rides_out_a_broker_outage(rabbit_node: LocalRabbitNode, tmp_path: 
             beat.wait_for(r"leader: \d+ entries loaded", timeout=60)
             tap.wait_for(lambda seen: len(seen) >= 9, 30, "the first runs of all three entries")
 
-            down_at = datetime.now(UTC)
+            # The outage starts when the node has stopped, not when stopping began: a graceful
+            # stop takes seconds under load, and beat rightly keeps publishing until then.
             rabbit_node.stop()
+            down_at = datetime.now(UTC)
             beat.wait_for(r"broker unreachable", timeout=15)
             time.sleep(max(0.0, OUTAGE - (datetime.now(UTC) - down_at).total_seconds()))
             rabbit_node.start()
