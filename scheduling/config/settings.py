@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,6 +17,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -27,6 +28,15 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from scheduling.config.bounds import (
+    MAX_JITTER,
+    check_duration,
+    check_instant,
+    check_json_depth,
+    definition_size,
+    from_store,
+    refuse_number,
+)
 from scheduling.config.durations import Duration, format_duration
 from scheduling.timing.cron import CronExpression
 from scheduling.timing.solar import SolarEvent
@@ -58,7 +68,16 @@ def _check_module(name: str) -> str:
     return name
 
 
+def _instant_in_range(value: datetime, info: ValidationInfo) -> datetime:
+    return value if from_store(info) else check_instant(value)
+
+
 ZoneName = Annotated[str, AfterValidator(_check_zone)]
+Instant = Annotated[
+    AwareDatetime, BeforeValidator(refuse_number), AfterValidator(_instant_in_range)
+]
+"""An aware instant in the supported range (`scheduling.config.bounds`); numbers refused."""
+DEFAULT_DEFINITION_SIZE = 64 * 1024
 ModuleName = Annotated[str, AfterValidator(_check_module)]
 CronText = Annotated[str, AfterValidator(_check_cron)]
 CatchupPolicy = Literal["skip", "latest", "all"]
@@ -86,6 +105,8 @@ class AppSettings(StrictModel):
     """Task modules every process imports before the schedule is checked (Celery's word)."""
     log_format: Literal["text", "json"] = "text"
     """``json``: one JSON object per line (time, level, logger, message, entry/slot/task id)."""
+    max_definition_size: int = Field(default=DEFAULT_DEFINITION_SIZE, ge=1024, le=16 * 2**20)
+    """Bytes of JSON an entry's args, kwargs and description may take together."""
 
 
 class BrokerSettings(StrictModel):
@@ -196,6 +217,8 @@ class ApiToken(StrictModel):
 
 class ApiSettings(StrictModel):
     tokens: list[ApiToken] = []
+    max_body_size: int = Field(default=2**20, ge=4096, le=64 * 2**20)
+    """Bytes a request body may take; a larger one is refused with 413 before it is read."""
 
 
 class SmtpSettings(StrictModel):
@@ -269,7 +292,7 @@ class ScheduleEntry(StrictModel):
     task: str = Field(min_length=1)
     every: Duration | None = None
     cron: CronText | None = None
-    at: AwareDatetime | None = None
+    at: Instant | None = None
     solar: SolarEvent | None = None
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
@@ -282,9 +305,9 @@ class ScheduleEntry(StrictModel):
     overlap: OverlapPolicy = "allow"
     jitter: Duration = timedelta(0)
     expires: Literal["auto", "never"] | Duration = "auto"
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
-    max_runs: int | None = Field(default=None, ge=1)
+    start: Instant | None = None
+    end: Instant | None = None
+    max_runs: int | None = Field(default=None, ge=1, le=2**31 - 1)
     enabled: bool = True
     description: str = ""
 
@@ -294,6 +317,27 @@ class ScheduleEntry(StrictModel):
         if value is not None and value < timedelta(seconds=1):
             raise ValueError("every must be at least 1s")
         return value
+
+    @field_validator("every", "misfire_grace", "expires")
+    @classmethod
+    def _duration_bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, timedelta) and not from_store(info):
+            check_duration(value)
+        return value
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter_bounded(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        return value if from_store(info) else check_duration(value, MAX_JITTER)
+
+    @field_validator("args", "kwargs")
+    @classmethod
+    def _shallow(cls, value: Any, info: ValidationInfo) -> Any:
+        return value if from_store(info) else check_json_depth(value)
+
+    def size(self) -> int:
+        """Bytes of JSON the arguments and description take (see `max_definition_size`)."""
+        return definition_size(self.args, self.kwargs, self.description)
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> ScheduleEntry:
@@ -360,6 +404,17 @@ class Settings(BaseSettings):
         # The TOML document arrives as init kwargs (read by `load_settings`, which owns the
         # file and its error messages); the environment beats it, key by key.
         return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _definitions_fit(self) -> Settings:
+        limit = self.app.max_definition_size
+        for name, entry in self.schedule.items():
+            if entry.size() > limit:
+                raise ValueError(
+                    f"schedule.{name}: args, kwargs and description take {entry.size()} bytes "
+                    f"of JSON, more than [app].max_definition_size ({limit})"
+                )
+        return self
 
     @property
     def default_queue(self) -> str:

@@ -24,6 +24,7 @@ from scheduling.beat.config_watch import sync_schedule
 from scheduling.broker.publisher import ConfirmedPublisher, iso_utc
 from scheduling.broker.topology import declare_topology, declarer, queue_status, topology
 from scheduling.celery.app import create_celery
+from scheduling.config.bounds import check_instant
 from scheduling.config.compiler import (
     CompiledEntry,
     compile_entries,
@@ -46,6 +47,7 @@ from scheduling.operations.backfill import BackfillReport, backfill
 from scheduling.operations.entries import record_run_now, run_now
 from scheduling.operations.explain import explain_slot
 from scheduling.store import EntryRecord, Store
+from scheduling.timing.preview import PreviewTooCostly, preview_fire_times
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -153,7 +155,11 @@ def parse_instant(value: str | None, hint: str = "--after") -> datetime:
         raise click.BadParameter(f"{value!r} is not ISO-8601", param_hint=hint) from None
     if instant.tzinfo is None:
         raise click.BadParameter(f"{value!r} has no offset; add Z or +HH:MM", param_hint=hint)
-    return instant.astimezone(UTC)
+    try:
+        return check_instant(instant.astimezone(UTC))
+    except (ValueError, OverflowError) as error:
+        message = str(error) if isinstance(error, ValueError) else "is out of range"
+        raise click.BadParameter(f"{value!r} {message}", param_hint=hint) from None
 
 
 def entry_row(compiled: CompiledEntry, now: datetime) -> dict[str, Any]:
@@ -291,7 +297,10 @@ def next_fires(
             f"no entry {name!r} in {source} (entries: {known})", param_hint="NAME"
         )
     zone = compiled.timetable.zone
-    times = compiled.timetable.fire_times(start, count)
+    try:
+        times = preview_fire_times(compiled.timetable, start, count)
+    except PreviewTooCostly as error:
+        raise click.BadParameter(str(error), param_hint="-n") from None
     if as_json:
         answer = {
             "name": name,

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from scheduling.broker.publisher import BatchPublishError, OutgoingRun
 from scheduling.broker.topology import QueueStatus
+from scheduling.config.bounds import definition_size
 from scheduling.config.compiler import CompiledEntry, compile_entry, expiry, resolve_queue
 from scheduling.config.registry import entry_task_problems
 from scheduling.config.settings import (
@@ -40,6 +41,7 @@ from scheduling.errors import (
     StoreError,
 )
 from scheduling.store import EntryRecord, HistoryRecord, ManualRun, RunRecord, RunState, Store
+from scheduling.timing.preview import PreviewTooCostly, preview_fire_times
 
 __all__ = [
     "BrokerUnavailable",
@@ -119,6 +121,20 @@ def check_entry(
                 "name",
                 "invalid entry name; use letters, digits and _ . : - (at most 200 characters, "
                 "starting with a letter or digit)",
+            )
+        )
+    size, limit = definition.size(), settings.app.max_definition_size
+    if size > limit:
+        parts = {
+            "args": definition_size(definition.args, [], ""),
+            "kwargs": definition_size([], definition.kwargs, ""),
+            "description": definition_size([], {}, definition.description),
+        }
+        problems.append(
+            FieldProblem(
+                max(parts, key=parts.__getitem__),
+                f"args, kwargs and description take {size} bytes of JSON, more than "
+                f"[app].max_definition_size ({limit})",
             )
         )
     if definition.queue is not None and definition.queue not in settings.queues:
@@ -488,21 +504,30 @@ def _view(
     now: datetime,
 ) -> EntryView:
     zone = settings.entry_zone(record.definition)
+    schedule: str = record.definition.kind
+    compiled: CompiledEntry | None = None
     try:
-        compiled: CompiledEntry | None = compile_entry(record.name, record.definition, settings)
-    except (KeyError, ValueError):
-        compiled = None  # a stored entry whose queue was since removed from settings
+        compiled = compile_entry(record.name, record.definition, settings)
+        schedule = compiled.timetable.describe()
+    except (KeyError, ValueError, OverflowError):
+        # A stored entry whose queue left the settings, or one written before a bound was
+        # introduced: still shown (and deletable), never a failed read.
+        compiled = None
     newest, last = latest if latest is not None else (None, None)
     missed = newest is not None and newest.state == RunState.MISSED
     next_run = record.next_run_at
     overdue = next_run is not None and record.active and next_run < now - late_grace(settings)
+    try:
+        next_local = next_run.astimezone(zone) if next_run else None
+    except OverflowError:
+        next_local = next_run
     return EntryView(
         record=record,
         queue=compiled.queue if compiled else resolve_queue(record.definition, settings),
         timezone=zone.key,
-        schedule=compiled.timetable.describe() if compiled else record.definition.kind,
+        schedule=schedule,
         next_run_at=next_run,
-        next_run_local=next_run.astimezone(zone) if next_run else None,
+        next_run_local=next_local,
         last_run=last,
         last_slot_missed=missed,
         late=overdue or (missed and record.active),
@@ -540,12 +565,21 @@ def list_entries(
 def next_fire_times(
     store: Store, settings: Settings, name: str, after: datetime, count: int
 ) -> tuple[str, list[datetime]]:
-    """The entry's zone and its next `count` slots after `after` (UTC)."""
+    """The entry's zone and its next `count` slots after `after` (UTC).
+
+    Raises `PreviewTooCostly` past the preview's work budget, and `InvalidEntry` for a stored
+    definition that cannot be previewed (say, one written before a bound was introduced).
+    """
     record = store.get_entry(name)
     if record is None:
         raise EntryNotFound(f"no schedule entry named {name!r}")
-    compiled = compile_entry(name, record.definition, settings)
-    return compiled.timetable.zone.key, compiled.timetable.fire_times(after, count)
+    try:
+        compiled = compile_entry(name, record.definition, settings)
+        return compiled.timetable.zone.key, preview_fire_times(compiled.timetable, after, count)
+    except PreviewTooCostly:
+        raise
+    except (KeyError, ValueError, OverflowError) as error:
+        raise InvalidEntry(name, [FieldProblem("", f"cannot be previewed: {error}")]) from None
 
 
 # --- queues ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Connection, select
 
+from scheduling.config.bounds import STORED
 from scheduling.config.settings import ScheduleEntry
 from scheduling.store.records import EntryRecord, Owner, RunRecord, RunState
 from scheduling.store.schema import entries, runs
@@ -53,8 +54,12 @@ def jitter_us(definition: ScheduleEntry) -> int:
 
 @lru_cache(maxsize=65_536)
 def parse_definition(text: str) -> ScheduleEntry:
-    """A stored definition, validated by the same model as a `[schedule.<name>]` table."""
-    return ScheduleEntry.model_validate_json(text)
+    """A stored definition, by the same model as a `[schedule.<name>]` table.
+
+    Bounds are not re-checked (`STORED`): they guard writes, and an entry written before a bound
+    tightened stays readable; beat isolates whatever such an entry breaks.
+    """
+    return ScheduleEntry.model_validate_json(text, context=STORED)
 
 
 def entry_from_row(row: Sequence[Any]) -> EntryRecord:

@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
+from scheduling.config.bounds import STORED
 from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import StoreError
 
@@ -315,7 +316,7 @@ def _add_jitter_v2(conn: Connection) -> None:
     params = []
     for name, definition in rows:
         try:
-            jitter = ScheduleEntry.model_validate_json(definition).jitter
+            jitter = ScheduleEntry.model_validate_json(definition, context=STORED).jitter
         except ValidationError:
             continue  # beat skips such a row anyway, and logs it when it falls due
         params.append({"b_name": name, "b_jitter_us": jitter // _MICROSECOND})

@@ -23,6 +23,7 @@ from scheduling.operations.entries import (
     InvalidEntry,
     validation_problems,
 )
+from scheduling.timing.preview import PreviewTooCostly
 
 __all__ = ["PROBLEM_JSON", "ApiProblem", "install_problem_handlers", "problem_response"]
 
@@ -96,6 +97,8 @@ def _to_problem(error: Exception) -> ApiProblem:
         return ApiProblem.invalid(error.problems)
     if isinstance(error, ValidationError):
         return ApiProblem.invalid(validation_problems(error))
+    if isinstance(error, PreviewTooCostly):
+        return ApiProblem.invalid([FieldProblem("count", str(error))], str(error))
     if isinstance(error, EntryNotFound):
         return ApiProblem(404, "Not found", str(error), kind="not-found")
     if isinstance(error, EntryExists):

@@ -8,6 +8,7 @@ only parses, dispatches and serialises. Run-now joins the process's run-now batc
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from flask import g, request, url_for
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import EntryNotFound
@@ -73,12 +75,34 @@ def api_actor() -> str:
 
 
 def json_object() -> dict[str, Any]:
-    """The request body as a JSON object, or a problem saying why it is not one."""
+    """The request body as a JSON object, or a problem saying why it is not one.
+
+    The body is bounded (``[api].max_body_size``, 413 before it is read) and parsed here, so a
+    document nested too deeply for the parser is a 422 like any other malformed body.
+    """
     if not request.is_json:
         raise ApiProblem(
             415, "Unsupported Media Type", "send the body as application/json", kind="media-type"
         )
-    body = request.get_json(silent=True)
+    limit = current_services().settings.api.max_body_size
+    request.max_content_length = limit
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise ApiProblem(
+            413,
+            "Content Too Large",
+            f"the body is larger than {limit} bytes ([api].max_body_size); nothing was changed",
+            kind="too-large",
+        ) from None
+    try:
+        body = json.loads(data)
+    except RecursionError:
+        raise ApiProblem.invalid(
+            [FieldProblem("", "the body nests too deeply")], "the body nests too deeply"
+        ) from None
+    except ValueError:
+        body = None
     if not isinstance(body, dict):
         raise ApiProblem.invalid(
             [FieldProblem("", "the body must be a JSON object")],

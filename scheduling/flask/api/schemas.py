@@ -13,8 +13,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
+from scheduling.config.settings import Instant as InstantIn
 from scheduling.config.settings import ScheduleEntry
 from scheduling.operations.backfill import BackfillReport
 from scheduling.operations.entries import EntryView, QueueView
@@ -104,7 +105,8 @@ SchedulePatch: type[BaseModel] = create_model(  # type: ignore[call-overload]
         " kind."
     ),
     **{
-        field_name: (_optional(info.annotation), None)
+        # rebuild_annotation keeps Annotated validators (durations are strings like "5s").
+        field_name: (_optional(info.rebuild_annotation()), None)
         for field_name, info in ScheduleEntry.model_fields.items()
     },
     status=(dict[str, Any] | None, READ_ONLY_STATUS),
@@ -134,8 +136,10 @@ class NextQuery(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     count: int = Field(default=5, ge=1, le=1000)
-    after: AwareDatetime | None = Field(
-        default=None, description="ISO-8601 with Z or an offset (URL-encode '+'); default now."
+    after: InstantIn | None = Field(
+        default=None,
+        description="ISO-8601 with Z or an offset (URL-encode '+'); default now. Between "
+        "1970 and 9000.",
     )
 
 
