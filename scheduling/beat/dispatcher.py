@@ -28,6 +28,9 @@ __all__ = ["DispatchReport", "Dispatcher"]
 logger = logging.getLogger(__name__)
 
 REPUBLISH_BATCH = 1000
+MAX_REFUSALS = 3
+"""Attempts a run the broker refuses (unroutable, nacked, too large) gets before it fails."""
+REFUSAL_RETRY = timedelta(seconds=0.5)
 _NO_JITTER = timedelta(0)
 
 
@@ -56,6 +59,8 @@ class Dispatcher:
         self.holder = holder
         self.max_catchup = max_catchup
         self._unmarked: list[str] = []
+        self._refusals: dict[str, tuple[int, OutgoingRun, datetime]] = {}
+        """Runs the broker refused: (attempts so far, the message, when to try again)."""
 
     def dispatch_due(self, records: list[EntryRecord], token: int, now: datetime) -> DispatchReport:
         """Claim and publish the due slots of `records`.
@@ -103,21 +108,42 @@ class Dispatcher:
         """Publish claimed-but-unconfirmed runs again, with their own task ids; return how many."""
         self.flush_marks()
         total = 0
-        seen: set[str] = set()
+        after_id: int | None = None
         while True:
-            pending = [
-                run
-                for run in self.store.pending_runs(older_than=older_than, limit=REPUBLISH_BATCH)
-                if run.task_id not in seen
-            ]
+            # Keyset pages: rows left pending (refused, awaiting retry) never hide later ones.
+            pending = self.store.pending_runs(
+                older_than=older_than, limit=REPUBLISH_BATCH, after_id=after_id
+            )
             if not pending:
                 return total
-            seen.update(run.task_id for run in pending)
-            outgoing = [out for out in (self._republishable(run, now) for run in pending) if out]
+            after_id = pending[-1].id
+            outgoing: list[OutgoingRun] = []
+            for run in pending:
+                if run.task_id in self._refusals:
+                    continue  # `retry_refused` sends it after its backoff
+                try:
+                    out = self._republishable(run, now)
+                except Exception as error:  # this run's (and entry's) problem only
+                    self._fail_run(run, f"cannot be republished: {type(error).__name__}: {error}")
+                    continue
+                if out is not None:
+                    outgoing.append(out)
             self._publish(outgoing)
             total += len(outgoing)
             if outgoing:
                 logger.info("republished %d claimed but unconfirmed runs", len(outgoing))
+            if len(pending) < REPUBLISH_BATCH:
+                return total
+
+    def _fail_run(self, run: RunRecord, reason: str) -> None:
+        self.store.record_run_finished(
+            run.task_id,
+            RunState.FAILED,
+            datetime.now(UTC),
+            error_type="Unschedulable",
+            error_message=reason,
+        )
+        self.table.fail(run.entry, f"run {run.task_id} {reason}")
 
     def flush_marks(self) -> None:
         """Retry marking runs the broker confirmed while the store was failing."""
@@ -126,7 +152,9 @@ class Dispatcher:
             self._unmarked = []
 
     def _plan(self, records: list[EntryRecord], now: datetime) -> list[DuePlan]:
+        """Plans of the entries that could be planned; each failure stays with its entry."""
         plans: list[DuePlan] = []
+        faults = self.table.faults
         for record in records:
             shape = self.table.shape(record)
             if shape is None:
@@ -134,19 +162,98 @@ class Dispatcher:
             unfinished = record.definition.overlap == "skip" and self.store.has_unfinished_run(
                 record.name
             )
-            plans.append(plan_due_entry(record, shape, now, self.max_catchup, unfinished))
+            try:
+                plan = plan_due_entry(record, shape, now, self.max_catchup, unfinished)
+                self.table.due_time_after(record.name, plan.next_run)  # raises before the claim
+            except Exception as error:  # arithmetic of this entry: its fault, not the tick's
+                self.table.fail(record.name, error)
+                continue
+            if not plan.runs and record.name in faults:
+                faults.succeeded(record.name)  # else when the broker confirms its runs
+            plans.append(plan)
         return plans
 
     def _publish(self, outgoing: list[OutgoingRun]) -> None:
+        """Publish and mark; a message the broker refuses is its run's problem (`_refuse`).
+
+        Raises PublishError only for what is an outage: messages neither confirmed nor refused.
+        """
         if not outgoing:
             return
+        refused: dict[str, str] = {}
         try:
-            self.publisher.publish(outgoing)
-        except BatchPublishError as error:
-            if error.confirmed:
-                self._mark(list(error.confirmed))
-            raise
-        self._mark([run.task_id for run in outgoing])
+            try:
+                self.publisher.publish(outgoing)
+            except BatchPublishError as error:
+                self._confirmed([run for run in outgoing if run.task_id in error.confirmed])
+                refused.update(error.refused)
+                rest = [
+                    run
+                    for run in outgoing
+                    if run.task_id not in error.confirmed and run.task_id not in refused
+                ]
+                if not (error.channel_error and rest):
+                    if rest:
+                        raise
+                    return
+                # Some message closed the channel: send the rest one by one to find it.
+                for run in rest:
+                    try:
+                        self.publisher.publish([run])
+                    except BatchPublishError as single:
+                        if run.task_id not in single.refused:
+                            raise
+                        refused.update(single.refused)
+                    else:
+                        self._confirmed([run])
+                return
+            self._confirmed(outgoing)
+        finally:
+            if refused:
+                self._refuse([run for run in outgoing if run.task_id in refused], refused)
+
+    def _confirmed(self, runs: list[OutgoingRun]) -> None:
+        if not runs:
+            return
+        faults = self.table.faults
+        for run in runs:
+            self._refusals.pop(run.task_id, None)
+            if run.entry in faults:
+                faults.succeeded(run.entry)
+        self._mark([run.task_id for run in runs])
+
+    def _refuse(self, runs: list[OutgoingRun], reasons: dict[str, str]) -> None:
+        """Count a refusal per run; after `MAX_REFUSALS` the run is failed and its entry in error.
+
+        Until then the run stays PENDING and is sent again by `retry_refused` after a short
+        backoff (a nack may be a full queue that drains); the rest of dispatch goes on.
+        """
+        now = datetime.now(UTC)
+        for run in runs:
+            reason = reasons[run.task_id]
+            attempts = self._refusals.get(run.task_id, (0, run, now))[0] + 1
+            if attempts < MAX_REFUSALS:
+                retry_at = now + REFUSAL_RETRY * (1 << (attempts - 1))
+                self._refusals[run.task_id] = (attempts, run, retry_at)
+                continue
+            self._refusals.pop(run.task_id, None)
+            self.store.record_run_finished(
+                run.task_id,
+                RunState.FAILED,
+                now,
+                error_type="BrokerRefused",
+                error_message=f"{reason} (after {attempts} attempts)",
+            )
+            self.table.fail(run.entry, f"the broker refused run {run.task_id}: {reason}")
+            logger.error(
+                "run %s of %r failed: %s (after %d attempts)", run.task_id, run.entry, reason,
+                attempts,
+            )  # fmt: skip
+
+    def retry_refused(self, now: datetime) -> None:
+        """Send refused runs again once their backoff has passed."""
+        due = [run for attempts, run, at in self._refusals.values() if at <= now]
+        self._publish(due)
 
     def _mark(self, task_ids: list[str]) -> None:
         self._unmarked.extend(task_ids)
@@ -165,6 +272,8 @@ class Dispatcher:
             return None
         shape = self.table.shape(record)
         if shape is None:
+            fault = self.table.faults.active.get(run.entry)
+            self._fail_run(run, f"cannot be sent: {fault.message if fault else 'entry in error'}")
             return None
         grace = record.definition.misfire_grace
         if not run.manual and grace is not None and now - run.scheduled_for > grace:

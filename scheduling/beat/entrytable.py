@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from scheduling.beat.dueheap import DueHeap
+from scheduling.beat.faults import EntryFaults
 from scheduling.beat.slotplan import EntryShape, entry_shape, send_time
 from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.store import EntryIndexRow, EntryRecord
@@ -43,8 +44,9 @@ class EntryTable:
         self.records: dict[str, EntryRecord] = {}
         """Full records of entries whose definition was needed, oldest use first (bounded)."""
         self.heap = DueHeap()
+        self.faults = EntryFaults()
+        """Entries in error (see `scheduling.beat.faults`); the scheduler writes them out."""
         self._shapes: dict[int, tuple[ScheduleEntry, EntryShape]] = {}
-        self._broken: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.index)
@@ -53,7 +55,6 @@ class EntryTable:
         """New settings (routes, queues, zone) change how every definition resolves."""
         self.settings = settings
         self._shapes.clear()
-        self._broken.clear()
 
     def load(self, rows: Iterable[EntryIndexRow | EntryRecord]) -> None:
         """Replace everything with `rows` (a full read of the store's index, or records)."""
@@ -65,8 +66,15 @@ class EntryTable:
                 self._remember(row)
                 row = EntryIndexRow.of(row)
             index[row.name] = row
-        due_time = self._due_time
-        self.heap.load([(name, when) for name, row in index.items() if (when := due_time(row))])
+        due: list[tuple[str, datetime]] = []
+        for name, row in index.items():
+            try:
+                when = self._due_time(row)
+            except Exception as error:  # one entry's arithmetic never stops the load
+                when = self.faults.failed(name, error)
+            if when is not None:
+                due.append((name, when))
+        self.heap.load(due)
 
     def apply(self, changed: Iterable[EntryRecord], deleted: Iterable[str]) -> list[EntryRecord]:
         """Apply rows from the change feed; return those that were resumed (inactive -> active)."""
@@ -75,15 +83,16 @@ class EntryTable:
             self.index.pop(name, None)
             self.records.pop(name, None)
             self.heap.remove(name)
+            self.faults.forget(name)
         for record in changed:
             before = self.index.get(record.name)
             row = EntryIndexRow.of(record)
             self.index[record.name] = row
             self._remember(record)
-            self._broken.discard(record.name)
+            self.faults.forget(record.name)
             if before is not None and not before.active and row.active:
                 resumed.append(record)
-            self.heap.put(record.name, self._due_time(row))
+            self._place(record.name, row)
         return resumed
 
     def advance(self, name: str, next_run: datetime | None, dispatched: int) -> None:
@@ -97,14 +106,35 @@ class EntryTable:
             self.records[name] = replace(
                 record, next_run_at=next_run, run_count=record.run_count + dispatched
             )
-        self.heap.put(name, self._due_time(row))
+        self._place(name, row)
 
     def retry_later(self, names: Iterable[str]) -> None:
         """Put popped entries back unchanged (their claim did not happen)."""
         for name in names:
             row = self.index.get(name)
             if row is not None:
-                self.heap.put(name, self._due_time(row))
+                self._place(name, row)
+
+    def fail(self, name: str, error: BaseException | str) -> None:
+        """`name` failed a step of its own: in error, back on the heap at its retry time."""
+        retry_at = self.faults.failed(name, error)
+        if name in self.index:
+            self.heap.put(name, retry_at)
+
+    def due_time_after(self, name: str, next_run: datetime | None) -> datetime | None:
+        """When `name` would be due with `next_run`; raises what placing it would raise."""
+        row = self.index.get(name)
+        return None if row is None else self._due_time(row._replace(next_run_at=next_run))
+
+    def _place(self, name: str, row: EntryIndexRow) -> None:
+        """Put `name` on the heap at its due time; an entry whose time cannot be computed is
+        put in error instead of stopping the caller's loop."""
+        try:
+            due = self._due_time(row)
+        except Exception as error:
+            self.fail(name, error)
+            return
+        self.heap.put(name, due)
 
     def pop_due(self, now: datetime, limit: int) -> list[EntryRecord]:
         """The due entries' full records; those not cached are fetched in one batch.
@@ -130,28 +160,26 @@ class EntryTable:
         found = [record for name in names if (record := known.get(name)) is not None]
         for record in found:
             self._remember(record)  # most recently used goes last
+        for name in names:
+            if name not in known and name in self.index:
+                # Not returned: deleted meanwhile (the change feed drops it within a sync
+                # interval) or its stored definition does not parse (it stays in error).
+                self.fail(name, "its stored definition does not validate (see the beat log)")
         return found
 
     def next_due(self) -> datetime | None:
         return self.heap.next_due()
 
     def shape(self, record: EntryRecord) -> EntryShape | None:
-        """The resolved definition, or None (logged once) when it cannot run any more."""
+        """The resolved definition, or None when it cannot run (the entry is put in error)."""
         definition = record.definition
         cached = self._shapes.get(id(definition))
         if cached is not None and cached[0] is definition:
             return cached[1]
         try:
             shape = entry_shape(definition, self.settings)
-        except (KeyError, ValueError) as error:
-            if record.name not in self._broken:
-                self._broken.add(record.name)
-                logger.error(
-                    "entry %r cannot be scheduled: %s",
-                    record.name,
-                    error,
-                    extra={"entry": record.name},
-                )
+        except Exception as error:
+            self.fail(record.name, error)
             return None
         if len(self._shapes) > 2 * len(self.records) + 1024:
             self._shapes.clear()

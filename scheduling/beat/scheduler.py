@@ -180,6 +180,7 @@ class DatabaseScheduler(Scheduler):
         except Exception:
             logger.exception("beat tick failed; continuing")
             delay = self.poll_interval
+        self._flush_faults()
         self._progress = (datetime.now(UTC), self._lag)
         return self._rest(delay)
 
@@ -430,7 +431,11 @@ class DatabaseScheduler(Scheduler):
             shape = self.table.shape(record)
             if shape is None or record.next_run_at is None or record.next_run_at > now:
                 continue
-            upcoming = shape.timetable.next_after(now)
+            try:
+                upcoming = shape.timetable.next_after(now)
+            except Exception as error:  # this entry's arithmetic: its fault alone
+                self.table.fail(record.name, error)
+                continue
             self.store.set_next_run(record.name, upcoming)
             self.table.advance(record.name, upcoming, 0)
 
@@ -450,6 +455,7 @@ class DatabaseScheduler(Scheduler):
                 self.dispatcher.republish_pending(now, older_than)
                 self._republish = False
                 self._next_sweep = mono + SWEEP_INTERVAL
+            self.dispatcher.retry_refused(now)
             self._dispatch(token, now)
         except PublishError as error:
             self._republish = True
@@ -459,6 +465,7 @@ class DatabaseScheduler(Scheduler):
         assert self.store is not None
         started = time.monotonic()
         self._seq = self.store.change_seq()
+        self.table.faults.adopt(self.store.entry_faults())
         self.table.load(self.store.entry_index())
         self._republish = True
         logger.info(
@@ -525,11 +532,52 @@ class DatabaseScheduler(Scheduler):
             self.leadership.step_down(str(error))
             self.table.retry_later(record.name for record in due)
             return None
-        except StoreError:
+        except (StoreError, PublishError):
             self.table.retry_later(record.name for record in due)
             raise
+        except Exception as error:
+            # Not a store or broker fault, so some entry's own: find it by trying each alone.
+            # (A slot claimed before the error is not claimed twice; its row is republished.)
+            if len(due) == 1:
+                self.table.fail(due[0].name, error)
+                return DispatchReport()
+            report = self._dispatch_one_by_one(due, token, now)
         self.broker_outage.succeeded()
         return report
+
+    def _dispatch_one_by_one(
+        self, due: list[EntryRecord], token: int, now: datetime
+    ) -> DispatchReport:
+        assert self.dispatcher is not None
+        assert self.leadership is not None
+        total = DispatchReport()
+        for index, record in enumerate(due):
+            try:
+                report = self.dispatcher.dispatch_due([record], token, now)
+            except LeaseLost as error:
+                self.leadership.step_down(str(error))
+                self.table.retry_later(r.name for r in due[index:])
+                return total
+            except (StoreError, PublishError):
+                self.table.retry_later(r.name for r in due[index:])
+                raise
+            except Exception as error:
+                self.table.fail(record.name, error)
+                continue
+            total.dispatched += report.dispatched
+            if report.lag is not None:
+                total.lag = max(total.lag or 0.0, report.lag)
+        return total
+
+    def _flush_faults(self) -> None:
+        """Write entries that went into or out of error; a failing store keeps them for later."""
+        faults = self.table.faults
+        if self.store is None or not faults.dirty:
+            return
+        try:
+            faults.flush(self.store)
+        except StoreError as error:
+            logger.debug("entry faults not written yet: %s", error)
 
     def _report_status(self, leading: bool) -> None:
         """Write this beat's status; called by `Leadership` from the lease thread."""

@@ -76,11 +76,26 @@ class OutgoingRun:
 
 
 class BatchPublishError(PublishError):
-    """Some messages of a batch were not confirmed; `confirmed` lists the ones that were."""
+    """Some messages of a batch were not confirmed; `confirmed` lists the ones that were.
 
-    def __init__(self, message: str, confirmed: frozenset[str]) -> None:
+    `refused` maps the task ids the broker answered for but would not take (returned as
+    unroutable, nacked, or the one message of a batch that closed the channel) to the reason:
+    those are the messages' own problem, not an outage. `channel_error` says the broker closed
+    the channel over some message of a larger batch, which one is not known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        confirmed: frozenset[str],
+        refused: dict[str, str] | None = None,
+        *,
+        channel_error: bool = False,
+    ) -> None:
         super().__init__(message)
         self.confirmed = confirmed
+        self.refused = dict(refused or {})
+        self.channel_error = channel_error
 
 
 def iso_utc(instant: datetime) -> str:
@@ -286,10 +301,18 @@ class ConfirmedPublisher:
             BrokerUnavailable,
         ) as error:
             self._reset()
+            # The broker closes the channel (not the connection) over one message it will not
+            # take, e.g. one larger than its max_message_size.
+            channel_error = isinstance(error, amqp.exceptions.ChannelError)
+            refused = dict(confirms.failed)
+            if channel_error and len(runs) == 1 and not confirms.confirmed:
+                refused[runs[0].task_id] = f"refused by the broker: {error}"
             raise BatchPublishError(
                 f"broker error after {len(confirms.confirmed)} of {len(runs)} confirms: "
                 f"{type(error).__name__}: {error}",
                 frozenset(confirms.confirmed),
+                refused,
+                channel_error=channel_error and len(runs) > 1,
             ) from error
         if self.sent_events and confirms.confirmed:
             try:
@@ -302,6 +325,7 @@ class ConfirmedPublisher:
                 f"{len(confirms.failed)} of {len(runs)} messages not accepted: "
                 + "; ".join(reasons),
                 frozenset(confirms.confirmed),
+                confirms.failed,
             )
 
     def ensure_connected(self) -> None:

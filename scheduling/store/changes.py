@@ -21,7 +21,7 @@ from scheduling.store.database import Database, dialect_insert
 from scheduling.store.notify import ChangeSignal, notify_change, open_change_signal
 from scheduling.store.records import EntryRecord
 from scheduling.store.rows import ENTRY_COLUMNS, chunks, records_from_rows
-from scheduling.store.schema import changes, entries, tombstones
+from scheduling.store.schema import changes, entries, entry_faults, tombstones
 
 
 def bump_change_seq(conn: Connection, count: int) -> int:
@@ -57,9 +57,10 @@ class ChangeFeed:
             conn.execute(delete(tombstones).where(tombstones.c.name.in_(part)))
 
     def _bury(self, conn: Connection, names: Sequence[str], first_seq: int, now: datetime) -> None:
-        """Delete entry rows and leave tombstones with consecutive sequence values."""
+        """Delete entry rows (and their faults) and leave tombstones with consecutive seqs."""
         for part in chunks(names):
             conn.execute(delete(entries).where(entries.c.name.in_(part)))
+            conn.execute(delete(entry_faults).where(entry_faults.c.name.in_(part)))
         rows = [
             {"name": name, "change_seq": first_seq + offset, "deleted_at": now}
             for offset, name in enumerate(names)

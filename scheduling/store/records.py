@@ -154,3 +154,14 @@ class BeatStatus:
     last_tick: datetime
     lag: float | None
     """Seconds between slot time and confirmed dispatch in the last tick that dispatched."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFault:
+    """An entry beat could not schedule: isolated, retried with backoff, shown everywhere."""
+
+    name: str
+    message: str
+    failures: int
+    since: datetime
+    retry_at: datetime | None

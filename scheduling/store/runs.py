@@ -58,9 +58,17 @@ class RunLedger:
                 conn.execute(statement, {"b_ids": list(part)})
 
     def pending_runs(
-        self, *, older_than: datetime | None = None, limit: int = 1000
+        self,
+        *,
+        older_than: datetime | None = None,
+        limit: int = 1000,
+        after_id: int | None = None,
     ) -> list[RunRecord]:
-        """Claimed but unconfirmed runs, oldest first: to republish with the same task id."""
+        """Claimed but unconfirmed runs, oldest first: to republish with the same task id.
+
+        Pass the last `id` of a page as `after_id` for the next one, so rows that stay pending
+        (awaiting a retry) never hide the rows behind them.
+        """
         statement = (
             select(*RUN_COLUMNS)
             .where(runs.c.state == RunState.PENDING.value)
@@ -69,6 +77,8 @@ class RunLedger:
         )
         if older_than is not None:
             statement = statement.where(runs.c.claimed_at < older_than)
+        if after_id is not None:
+            statement = statement.where(runs.c.id > after_id)
         return self._select_runs(statement)
 
     def has_unfinished_run(self, entry: str) -> bool:

@@ -284,6 +284,17 @@ outages = Table(
 )
 """When the leading beat could not reach the broker (v3), so a missed slot can say so."""
 
+entry_faults = Table(
+    "periodic_entry_faults",
+    metadata,
+    Column("name", String(NAME_LENGTH), primary_key=True),
+    Column("message", Text, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("since", UTCDateTime, nullable=False),
+    Column("retry_at", UTCDateTime, nullable=True),
+)
+"""Entries beat could not schedule (v4): the error, how often, and when beat tries again."""
+
 LEASE_NAME = "beat"
 
 
@@ -335,11 +346,15 @@ def _add_history_v3(conn: Connection) -> None:
     lease_terms.create(conn, checkfirst=True)
     outages.create(conn, checkfirst=True)
 
+def _add_entry_faults_v4(conn: Connection) -> None:
+    entry_faults.create(conn, checkfirst=True)
+
 
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_v1),
     (2, _add_jitter_v2),
     (3, _add_history_v3),
+    (4, _add_entry_faults_v4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

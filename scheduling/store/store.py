@@ -7,6 +7,7 @@ from scheduling.store.claims import SlotClaims
 from scheduling.store.database import Database
 from scheduling.store.entries import EntryOperations
 from scheduling.store.history import EntryHistory
+from scheduling.store.faults import EntryFaults
 from scheduling.store.index import EntryIndex
 from scheduling.store.lease import LeaseOperations
 from scheduling.store.outages import Outages
@@ -31,6 +32,7 @@ class Store(
     LeaseTerms,
     Outages,
     RunTimelines,
+    EntryFaults,
 ):
     """Entries, the run ledger and the lease over one SQLAlchemy engine (thread-safe).
 

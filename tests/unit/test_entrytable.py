@@ -129,11 +129,28 @@ def test_a_failed_fetch_puts_the_due_entries_back() -> None:
     assert [r.name for r in table.pop_due(T0, 100)] == ["a"]
 
 
-def test_an_entry_the_store_no_longer_returns_is_dropped() -> None:
+def test_an_entry_the_store_does_not_return_is_in_error_until_the_feed_deletes_it() -> None:
     table = EntryTable(Settings(), FakeStore().get_entries)
     table.load([index_row("gone", T0)])
     assert table.pop_due(T0, 100) == []
+    fault = table.faults.active["gone"]
+    assert "definition does not validate" in fault.message
+    assert table.next_due() == fault.retry_at
+    table.apply([], ["gone"])
     assert table.next_due() is None
+    assert "gone" not in table.faults
+
+
+def test_an_entry_whose_due_time_overflows_is_in_error_and_the_others_load() -> None:
+    table = EntryTable(Settings())
+    poison = EntryIndexRow("poison", T0, True, timedelta(days=999_999_000), 1)
+    table.load([poison, index_row("ok", T0)])
+    assert "OverflowError" in table.faults.active["poison"].message
+    assert table.heap.due_at("ok") == T0
+    assert table.heap.due_at("poison") == table.faults.active["poison"].retry_at
+    table.apply([record("poison", T0), record("other", T0)], [])
+    assert "poison" not in table.faults
+    assert table.heap.due_at("other") == T0
 
 
 def test_the_record_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

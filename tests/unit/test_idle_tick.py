@@ -97,13 +97,13 @@ def test_an_idle_tick_reads_the_change_sequence_and_writes_nothing(
     scheduler, store = idle_beat
     main = threading.current_thread().name
     store.reset()
-    scheduler.tick()  # take-over: loads the due index once and looks for unconfirmed claims
+    scheduler.tick()  # take-over: loads the due index and faults, looks for unconfirmed claims
     assert scheduler.leadership is not None
     assert scheduler.leadership.leading
     assert len(scheduler.table) == 50
     # ... and opens its change signal (a held connection watching data_version).
     assert store.made_by(main) == Counter(
-        {"change_seq": 1, "entry_index": 1, "pending_runs": 1, "change_signal": 1}
+        {"change_seq": 1, "entry_index": 1, "entry_faults": 1, "pending_runs": 1, "change_signal": 1}
     )
     assert scheduler.wakeup.listening
     store.reset()

@@ -18,6 +18,7 @@ from scheduling.errors import EntryNotFound
 from scheduling.flask.dashboard.timeline import Cell, day_strip, runtime_bars, slot_strip
 from scheduling.operations.entries import EntryView, entry_view, entry_views
 from scheduling.store import BeatStatus, HistoryRecord, LeaseRecord, RunRecord, RunState, Store
+from scheduling.timing.preview import preview_fire_times
 
 __all__ = [
     "BeatPanel",
@@ -148,8 +149,8 @@ def load_entry_page(store: Store, settings: Settings, name: str, now: datetime) 
     view = entry_view(store, settings, record, now)
     try:
         timetable = compile_entry(name, record.definition, settings).timetable
-        fire_times = timetable.fire_times(now, PREVIEW_COUNT) if record.active else []
-    except (KeyError, ValueError):
+        fire_times = preview_fire_times(timetable, now, PREVIEW_COUNT) if record.active else []
+    except (KeyError, ValueError, OverflowError):  # PreviewTooCostly is a ValueError
         fire_times = []
     runs = store.runs_for_entry(name, limit=ENTRY_RUNS)
     failures = sum(1 for run in runs if run.state in {RunState.FAILED, RunState.EXPIRED})
