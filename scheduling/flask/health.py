@@ -104,14 +104,34 @@ async def _beat_check(services: Services) -> dict[str, Any]:
     return {"ok": True, "leader": lease.holder, "lag": lag, "detail": "leader dispatching"}
 
 
+async def _entries_check(services: Services) -> dict[str, Any]:
+    """Entries beat holds in error: the service is degraded (still ready), naming them."""
+    faults = await run_blocking(services.store.entry_faults)
+    if not faults:
+        return {"ok": True, "degraded": False, "detail": "no entry in error"}
+    shown = [f"{name} ({fault.message})" for name, fault in list(faults.items())[:5]]
+    more = f" and {len(faults) - 5} more" if len(faults) > 5 else ""
+    return {
+        "ok": True,
+        "degraded": True,
+        "entries": sorted(faults),
+        "detail": f"{len(faults)} entries in error: " + "; ".join(shown) + more,
+    }
+
+
 async def readiness(services: Services) -> dict[str, Any]:
-    """Every check's result and the names of the failed ones."""
+    """Every check's result, the names of the failed ones and of the degraded ones.
+
+    A failed check makes the process not ready (503); entries in error only degrade it (200,
+    ``"status": "degraded"``): one bad entry must not take the whole service out of rotation.
+    """
     results = dict(
         await asyncio.gather(
             _bounded("store", _store_check(services)),
             _bounded("broker", _broker_check(services)),
             _bounded("routing", _routing_check(services)),
             _bounded("beat", _beat_check(services)),
+            _bounded("entries", _entries_check(services)),
         )
     )
     checks = {
@@ -119,9 +139,12 @@ async def readiness(services: Services) -> dict[str, Any]:
         "broker": results["broker"],
         "beat": results["beat"],
         "queues": _queue_check(services, results["broker"], results["routing"]),
+        "entries": results["entries"],
     }
     failed = [name for name, check in checks.items() if not check["ok"]]
-    return {"status": "not ready" if failed else "ready", "failed": failed, "checks": checks}
+    degraded = [name for name, check in checks.items() if check.get("degraded")]
+    status = "not ready" if failed else "degraded" if degraded else "ready"
+    return {"status": status, "failed": failed, "degraded": degraded, "checks": checks}
 
 
 @health.get("/readyz")

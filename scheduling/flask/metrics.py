@@ -105,6 +105,7 @@ class Snapshot:
     beats: list[BeatStatus] = field(default_factory=list)
     statuses: dict[str, QueueStatus] = field(default_factory=dict)
     routed: dict[str, int] = field(default_factory=dict)
+    faults: list[str] = field(default_factory=list)
 
 
 class PeriodicCollector(Collector):
@@ -135,6 +136,7 @@ class PeriodicCollector(Collector):
             snapshot.lease = store.current_lease()
             snapshot.beats = store.beats()
             snapshot.routed = services.routed.counts(store, services.settings)
+            snapshot.faults = sorted(store.entry_faults())
             snapshot.store_up = True
         except StoreError:
             pass
@@ -224,6 +226,14 @@ def _entry_families(snapshot: Snapshot, per_entry: bool) -> Iterator[Metric]:
         for name, seconds in sorted(snapshot.overdue.items()):
             overdue.add_metric([name], seconds)
         yield overdue
+    errors = _gauge("periodic_entries_in_error", "Entries beat holds in error.")
+    errors.add_metric([], len(snapshot.faults))
+    yield errors
+    if per_entry:
+        in_error = _gauge("periodic_entry_error", "1 for each entry in error.", ["entry"])
+        for name in snapshot.faults:
+            in_error.add_metric([name], 1)
+        yield in_error
 
 
 def _ledger_families(snapshot: Snapshot, per_entry: bool) -> Iterator[Metric]:

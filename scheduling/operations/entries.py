@@ -40,7 +40,15 @@ from scheduling.errors import (
     PublishError,
     StoreError,
 )
-from scheduling.store import EntryRecord, HistoryRecord, ManualRun, RunRecord, RunState, Store
+from scheduling.store import (
+    EntryFault,
+    EntryRecord,
+    HistoryRecord,
+    ManualRun,
+    RunRecord,
+    RunState,
+    Store,
+)
 from scheduling.timing.preview import PreviewTooCostly, preview_fire_times
 
 __all__ = [
@@ -469,6 +477,8 @@ class EntryView:
     last_run: RunRecord | None
     last_slot_missed: bool
     late: bool
+    fault: EntryFault | None = None
+    """Set while beat holds the entry in error (see `scheduling.beat.faults`)."""
 
     @property
     def name(self) -> str:
@@ -493,8 +503,13 @@ def entry_views(
     store: Store, settings: Settings, records: list[EntryRecord], now: datetime
 ) -> list[EntryView]:
     """The views of a page of entries, with one ledger read for all of them."""
-    latest = store.latest_runs([record.name for record in records])
-    return [_view(settings, record, latest.get(record.name), now) for record in records]
+    names = [record.name for record in records]
+    latest = store.latest_runs(names)
+    faults = store.entry_faults(names)
+    return [
+        _view(settings, record, latest.get(record.name), now, faults.get(record.name))
+        for record in records
+    ]
 
 
 def _view(
@@ -502,6 +517,7 @@ def _view(
     record: EntryRecord,
     latest: tuple[RunRecord, RunRecord | None] | None,
     now: datetime,
+    fault: EntryFault | None = None,
 ) -> EntryView:
     zone = settings.entry_zone(record.definition)
     schedule: str = record.definition.kind
@@ -531,6 +547,7 @@ def _view(
         last_run=last,
         last_slot_missed=missed,
         late=overdue or (missed and record.active),
+        fault=fault,
     )
 
 

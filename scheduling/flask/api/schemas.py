@@ -247,6 +247,13 @@ class BackfillOut(ApiModel):
     skipped: int = Field(description="Already in the ledger; left alone.")
 
 
+class EntryErrorOut(ApiModel):
+    message: str
+    failures: int = Field(description="Attempts that failed in a row.")
+    since: str
+    retry_at: str | None = Field(description="When beat tries the entry again.")
+
+
 class ScheduleStatus(ApiModel):
     source: Literal["config", "api"]
     paused: bool
@@ -259,6 +266,9 @@ class ScheduleStatus(ApiModel):
     last_run: RunOut | None
     last_slot_missed: bool
     late: bool
+    error: EntryErrorOut | None = Field(
+        description="Set while beat holds the entry in error; other entries are unaffected."
+    )
     total_runs: int
     version: int
     created_at: Instant
@@ -441,6 +451,14 @@ def schedule_body(view: EntryView) -> dict[str, Any]:
             "last_run": run_body(view.last_run) if view.last_run else None,
             "last_slot_missed": view.last_slot_missed,
             "late": view.late,
+            "error": {
+                "message": view.fault.message,
+                "failures": view.fault.failures,
+                "since": iso(view.fault.since),
+                "retry_at": iso(view.fault.retry_at),
+            }
+            if view.fault
+            else None,
             "total_runs": view.total_runs,
             "version": record.version,
             "created_at": iso(record.created_at),

@@ -1,0 +1,255 @@
+"""One bad entry never stops the others: beat's tick against poison written into the store.
+
+A real SQLite store and a real `DatabaseScheduler`, ticked in the test's thread; the broker
+is a recording stand-in (the subject is the tick, not RabbitMQ: `tests/faults/
+test_beat_broker_refusals.py` runs a real broker). Hypothesis generates entries with extreme but
+accepted values, and poison rows (values the API refuses today, as a store written before the
+bounds holds them) are written with plain SQL. Properties: `_tick` never raises, every canary
+entry is dispatched in every tick it falls due, accepted entries are never put in error, every
+poison entry is in error (in the store's fault table, as the API shows it) and keeps its
+backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
+from sqlalchemy import update
+
+from scheduling.beat.scheduler import DatabaseScheduler
+from scheduling.broker.publisher import BatchPublishError, OutgoingRun
+from scheduling.celery.app import create_celery
+from scheduling.config.bounds import LATEST, MAX_DURATION
+from scheduling.config.settings import (
+    AppSettings,
+    BeatSettings,
+    BrokerSettings,
+    QueueSettings,
+    ScheduleEntry,
+    Settings,
+)
+from scheduling.store import RunState, Store
+from scheduling.store.schema import entries
+
+pytestmark = pytest.mark.integration
+
+HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
+CANARIES = ("canary-a", "canary-b", "canary-c")
+
+
+class RecordingPublisher:
+    """Confirms every message, except those of entries listed in `refuse` (returned)."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingRun] = []
+        self.refuse: set[str] = set()
+        self._lock = threading.Lock()
+
+    def publish(self, runs: Sequence[OutgoingRun]) -> None:
+        with self._lock:
+            refused = {r.task_id: "unroutable: test" for r in runs if r.entry in self.refuse}
+            self.sent.extend(r for r in runs if r.task_id not in refused)
+        if refused:
+            confirmed = frozenset(r.task_id for r in runs if r.task_id not in refused)
+            raise BatchPublishError("refused", confirmed, refused)
+
+    def entries_sent(self) -> set[str]:
+        with self._lock:
+            return {run.entry for run in self.sent}
+
+    def ensure_connected(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def leading_beat(
+    directory: Path, prepare: Callable[[Store], None]
+) -> Iterator[tuple[DatabaseScheduler, Store, RecordingPublisher]]:
+    url = f"sqlite:///{directory / 'periodic.db'}"
+    store = Store.open(url)
+    prepare(store)
+    config = Settings(
+        app=AppSettings(database_url=SecretStr(url)),
+        broker=BrokerSettings(url=SecretStr("amqp://guest:guest@127.0.0.1:1//")),
+        queues={"default": QueueSettings(default=True)},
+        beat=BeatSettings(scheduler="database", lease_ttl=timedelta(seconds=2)),
+        schedule={},
+    )
+    scheduler = DatabaseScheduler(app=create_celery(config), lazy=True)
+    publisher = RecordingPublisher()
+    scheduler.publisher = publisher  # type: ignore[assignment]
+    scheduler.store = store
+    scheduler.setup_schedule()
+    try:
+        wait_for(lambda: scheduler.leadership is not None and scheduler.leadership.leading)
+        yield scheduler, store, publisher
+    finally:
+        scheduler.close()
+
+
+def canary() -> ScheduleEntry:
+    return ScheduleEntry(task=HEARTBEAT, every=timedelta(seconds=1))
+
+
+def poison_rows() -> dict[str, tuple[dict[str, object], str | None]]:
+    """Name -> (stored definition JSON, or raw text) for each kind of poison."""
+    far = "9999-12-31T23:59:58Z"
+    return {
+        "p-jitter": ({"task": HEARTBEAT, "cron": "* * * * *", "jitter": "100000000d"}, None),
+        "p-grace": ({"task": HEARTBEAT, "every": "5s", "misfire_grace": "1000000d"}, None),
+        "p-expires": ({"task": HEARTBEAT, "every": "5s", "expires": "3000000d"}, None),
+        "p-start": ({"task": HEARTBEAT, "every": "1s", "start": far}, None),
+        "p-queue": ({"task": HEARTBEAT, "every": "1s", "queue": "gone"}, None),
+        "p-garbage": ({}, "{not json"),
+    }
+
+
+HARMLESS_TO_BEAT = {"p-start"}
+"""Poison for the API's reads (before the bounds), but beat computes it without error."""
+
+
+def inject_poison(store: Store, names: Sequence[str], due: datetime) -> None:
+    rows = poison_rows()
+    with store._db.write() as conn:
+        for name in names:
+            definition, raw = rows[name]
+            jitter_us = 0
+            if definition.get("jitter") == "100000000d":
+                jitter_us = 100_000_000 * 86_400 * 10**6
+            conn.execute(
+                update(entries)
+                .where(entries.c.name == name)
+                .values(
+                    definition=raw if raw is not None else json.dumps(definition),
+                    jitter_us=jitter_us,
+                    next_run_at=due,
+                )
+            )
+
+
+durations = st.timedeltas(min_value=timedelta(seconds=1), max_value=MAX_DURATION)
+accepted = st.builds(
+    lambda every, jitter_share, grace, expires, start, catchup, zone: ScheduleEntry(
+        task=HEARTBEAT,
+        every=every,
+        jitter=min(timedelta(days=1), every * jitter_share) // timedelta(seconds=1) * timedelta(
+            seconds=1
+        ),
+        misfire_grace=grace,
+        expires=expires,
+        start=start,
+        catchup=catchup,
+        timezone=zone,
+    ),
+    every=durations,
+    jitter_share=st.floats(min_value=0, max_value=0.99),
+    grace=st.none() | durations,
+    expires=st.sampled_from(["auto", "never"]) | durations,
+    start=st.none()
+    | st.datetimes(
+        min_value=datetime(1970, 1, 2), max_value=LATEST.replace(tzinfo=None) - timedelta(days=2)
+    ).map(lambda d: d.replace(tzinfo=UTC)),
+    catchup=st.sampled_from(["skip", "latest", "all"]),
+    zone=st.sampled_from(["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Europe/Berlin"]),
+)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    extremes=st.lists(accepted, max_size=4),
+    poison=st.lists(st.sampled_from(sorted(poison_rows())), unique=True, max_size=6),
+)
+def test_a_tick_never_raises_and_healthy_entries_keep_dispatching(
+    extremes: list[ScheduleEntry], poison: list[str]
+) -> None:
+    now = datetime.now(UTC)
+    # A slot of every 1s and 5s grid (at most 5 s ago), so each entry has a slot due now.
+    due = datetime.fromtimestamp(now.timestamp() // 5 * 5, UTC)
+    names = [f"x-{i}" for i in range(len(extremes))]
+
+    def prepare(store: Store) -> None:
+        rows = [(name, canary(), due) for name in CANARIES]
+        rows += [(name, e, due) for name, e in zip(names, extremes, strict=True)]
+        rows += [(name, canary(), due) for name in poison]
+        store.bulk_create_entries(rows)
+        inject_poison(store, poison, due)
+
+    with tempfile.TemporaryDirectory() as directory, leading_beat(Path(directory), prepare) as (
+        scheduler,
+        store,
+        publisher,
+    ):
+        for _ in range(3):
+            scheduler._tick()  # raises if anything escapes the per-entry isolation
+            scheduler._flush_faults()
+        assert set(CANARIES) <= publisher.entries_sent()
+        stored_faults = store.entry_faults()
+        failing = set(poison) - HARMLESS_TO_BEAT
+        assert set(stored_faults) == failing, {n: f.message for n, f in stored_faults.items()}
+        assert not set(names) & set(scheduler.table.faults.active)
+        for name in failing:
+            assert stored_faults[name].retry_at is not None
+            assert stored_faults[name].retry_at > now
+        # The canaries keep their schedule in the next second too.
+        sent_before = len(publisher.sent)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and len(
+            [r for r in publisher.sent[sent_before:] if r.entry in CANARIES]
+        ) < len(CANARIES):
+            time.sleep(scheduler._tick())
+        later = {r.entry for r in publisher.sent[sent_before:]}
+        assert set(CANARIES) <= later
+
+
+def test_a_refused_run_fails_after_bounded_attempts_and_the_others_go_on(
+    tmp_path: Path,
+) -> None:
+    due = datetime.now(UTC) - timedelta(milliseconds=500)
+
+    def prepare(store: Store) -> None:
+        store.bulk_create_entries([(name, canary(), due) for name in (*CANARIES, "refused")])
+
+    with leading_beat(tmp_path, prepare) as (scheduler, store, publisher):
+        publisher.refuse.add("refused")
+        deadline = time.monotonic() + 8
+        failed: list[str] = []
+        while time.monotonic() < deadline and not failed:
+            time.sleep(scheduler.tick())
+            failed = [
+                r.task_id
+                for r in store.runs_for_entry("refused", limit=10)
+                if r.state is RunState.FAILED
+            ]
+        assert failed, "the refused run never ended failed"
+        (run,) = [r for r in store.runs_for_entry("refused", limit=10) if r.task_id == failed[0]]
+        assert run.error_type == "BrokerRefused"
+        assert "unroutable" in (run.error_message or "")
+        assert not scheduler.broker_outage.down, "a refusal is not an outage"
+        assert "refused" in store.entry_faults()
+        counts = {name: len(store.runs_for_entry(name, limit=100)) for name in CANARIES}
+        assert min(counts.values()) >= 2, counts
