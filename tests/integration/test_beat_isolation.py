@@ -153,9 +153,9 @@ accepted = st.builds(
     lambda every, jitter_share, grace, expires, start, catchup, zone: ScheduleEntry(
         task=HEARTBEAT,
         every=every,
-        jitter=min(timedelta(days=1), every * jitter_share) // timedelta(seconds=1) * timedelta(
-            seconds=1
-        ),
+        jitter=min(timedelta(days=1), every * jitter_share)
+        // timedelta(seconds=1)
+        * timedelta(seconds=1),
         misfire_grace=grace,
         expires=expires,
         start=start,
@@ -199,10 +199,13 @@ def test_a_tick_never_raises_and_healthy_entries_keep_dispatching(
         store.bulk_create_entries(rows)
         inject_poison(store, poison, due)
 
-    with tempfile.TemporaryDirectory() as directory, leading_beat(Path(directory), prepare) as (
-        scheduler,
-        store,
-        publisher,
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        leading_beat(Path(directory), prepare) as (
+            scheduler,
+            store,
+            publisher,
+        ),
     ):
         for _ in range(3):
             scheduler._tick()  # raises if anything escapes the per-entry isolation
