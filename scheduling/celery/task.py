@@ -6,6 +6,9 @@ before the task body runs and around it:
 
 * Idempotency: a message whose run the ledger already shows as succeeded (the worker died
   between finishing and acknowledging, or beat republished it) is acknowledged and skipped.
+* Finished means finished: a message whose run the ledger closed as revoked, missed, skipped or
+  expired, whose entry was deleted, or whose row is gone (purged) is acknowledged and skipped,
+  with the reason in the log and on the run.
 * Bounded redelivery: a message that keeps killing its worker would loop forever. Classic queues
   have no delivery limit, so deliveries are counted in the store (only redelivered messages cost
   a write) and past ``worker.max_deliveries`` the message is rejected without requeue, which
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import random
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from celery import Task
@@ -37,12 +41,15 @@ from scheduling.config.settings import WorkerSettings
 from scheduling.errors import DeliveryLimitExceeded, StoreError, TransientError
 from scheduling.store import RunRecord, RunState
 
-__all__ = ["PeriodicTask", "delivery_key", "retry_delay"]
+__all__ = ["REFUSED_STATES", "PeriodicTask", "delivery_key", "retry_delay"]
 
 logger = logging.getLogger(__name__)
 
 BROKER_DELIVERY_COUNT = "x-delivery-count"
 """The header a quorum queue puts on a message it delivers again: the broker counts, not us."""
+PERIODIC_HEADER = "periodic_entry"
+REFUSED_STATES = frozenset({RunState.REVOKED, RunState.MISSED, RunState.SKIPPED, RunState.EXPIRED})
+"""Final states a worker never overrides by running the message anyway."""
 
 
 def delivery_key(task_id: str, retries: int) -> str:
@@ -83,7 +90,7 @@ class PeriodicTask(Task):  # type: ignore[type-arg]
         redelivered = (request.delivery_info or {}).get("redelivered")
         if redelivered and request.get(BROKER_DELIVERY_COUNT) is None:
             self._check_delivery_limit(task_id, int(request.retries or 0), worker)
-        run = self._ledger_run(task_id)
+        answered, run = self._ledger_run(task_id)
         if run is not None and run.state is RunState.SUCCEEDED:
             logger.warning(
                 "run %s of %s already succeeded; acknowledging the duplicate without running it",
@@ -91,6 +98,49 @@ class PeriodicTask(Task):  # type: ignore[type-arg]
                 self.name,
             )
             raise Ignore()
+        reason = self._finished_elsewhere(answered, run)
+        if reason is not None:
+            logger.warning(
+                "run %s of %s is not run: %s; acknowledging the message", task_id, self.name, reason
+            )
+            if run is not None:
+                self._note(task_id, run, reason)
+            raise Ignore()
+
+    def _finished_elsewhere(self, answered: bool, run: RunRecord | None) -> str | None:
+        """Why a message must not run although it was delivered, or None to run it.
+
+        The ledger is the truth: a run it closed as revoked (the API said 503, nothing runs),
+        missed, skipped or expired never executes, even if the broker enqueued the message it
+        did not confirm in time; nor does the run of a deleted entry or a run whose row is gone
+        (purged after it finished: a late redelivery of finished work). A message Periodic did
+        not send (no ``periodic_entry`` header, no row) is none of its business and runs.
+        """
+        if run is None:
+            if answered and self._sent_by_periodic():
+                return "its run is no longer in the ledger (finished and purged, or deleted)"
+            return None
+        if run.state in REFUSED_STATES:
+            return f"the ledger closed the run as {run.state.value}"
+        try:
+            exists = store_for(self.app).entry_exists(run.entry)
+        except StoreError as error:
+            logger.warning("cannot check entry %r (running it anyway): %s", run.entry, error)
+            return None
+        return None if exists else f"its entry {run.entry!r} was deleted"
+
+    def _sent_by_periodic(self) -> bool:
+        request = self.request
+        headers = getattr(request, "headers", None) or {}
+        return bool(getattr(request, PERIODIC_HEADER, None) or headers.get(PERIODIC_HEADER))
+
+    def _note(self, task_id: str, run: RunRecord, reason: str) -> None:
+        """Close (or annotate) the run with why its message was acknowledged unrun."""
+        note = f"a delivered message was acknowledged without running: {reason}"
+        try:
+            store_for(self.app).note_refused_delivery(task_id, note, datetime.now(UTC))
+        except StoreError as error:
+            logger.warning("cannot record why run %s was not run: %s", task_id, error)
 
     def _check_delivery_limit(self, task_id: str, retries: int, worker: WorkerSettings) -> None:
         try:
@@ -107,15 +157,16 @@ class PeriodicTask(Task):  # type: ignore[type-arg]
             logger.error("%s[%s]: %s", self.name, task_id, reason)
             raise Reject(reason, requeue=False)
 
-    def _ledger_run(self, task_id: str) -> RunRecord | None:
+    def _ledger_run(self, task_id: str) -> tuple[bool, RunRecord | None]:
+        """(the ledger answered, the run it holds for `task_id`)."""
         note = getattr(self.request, LEDGER_NOTE, None)
         if isinstance(note, LedgerNote):
-            return note.run
+            return True, note.run
         try:
-            return store_for(self.app).get_run(task_id)
+            return True, store_for(self.app).get_run(task_id)
         except StoreError as error:
             logger.warning("cannot read the ledger for %s (running it anyway): %s", task_id, error)
-            return None
+            return False, None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:

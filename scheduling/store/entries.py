@@ -69,6 +69,11 @@ class EntryOperations(ChangeFeed):
             except EntryNotFound:
                 return None
 
+    def entry_exists(self, name: str) -> bool:
+        with self._db.read() as conn:
+            found = conn.execute(select(entries.c.name).where(entries.c.name == name)).first()
+        return found is not None
+
     def list_entries(
         self,
         *,

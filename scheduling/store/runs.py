@@ -81,6 +81,29 @@ class RunLedger:
             statement = statement.where(runs.c.id > after_id)
         return self._select_runs(statement)
 
+    def note_refused_delivery(self, task_id: str, note: str, at: datetime) -> None:
+        """A worker acknowledged a message of this run without running it: say so on the run.
+
+        A finished run keeps its state and gains the note; an unfinished one (its entry was
+        deleted) is closed as revoked with it.
+        """
+        with self._db.write() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.task_id == task_id, runs.c.state.in_(_FINISHED))
+                .values(error_message=func.coalesce(runs.c.error_message + "; ", "") + note)
+            )
+            conn.execute(
+                update(runs)
+                .where(runs.c.task_id == task_id, runs.c.state.not_in(_FINISHED))
+                .values(
+                    state=RunState.REVOKED.value,
+                    finished_at=at,
+                    error_type="EntryDeleted",
+                    error_message=note,
+                )
+            )
+
     def has_unfinished_run(self, entry: str) -> bool:
         statement = (
             select(runs.c.id).where(runs.c.entry == entry, runs.c.state.in_(_UNFINISHED)).limit(1)
