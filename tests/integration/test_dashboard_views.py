@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 
 from project.app import create_app
 from scheduling.config.settings import ApiToken, AppSettings, ScheduleEntry, Settings
-from scheduling.store import RunState, Store
+from scheduling.store import EntryFault, RunState, Store
 
 pytestmark = pytest.mark.integration
 
@@ -261,3 +261,19 @@ def test_production_without_a_session_key_disables_only_the_dashboard(database: 
     assert "PERIODIC_APP__SECRET_KEY" in response.get_data(as_text=True)
     assert client.get("/healthz").status_code == 200
     app.extensions["periodic"].close()
+
+
+def test_an_entry_in_error_says_so_on_its_page_and_in_the_overview(
+    client: FlaskClient, store: Store
+) -> None:
+    now = datetime.now(UTC)
+    fault = EntryFault("ping", "OverflowError: date value out of range", 2, now, now)
+    store.record_entry_faults([fault])
+    sign_in(client)
+    page = client.get("/entries/ping").get_data(as_text=True)
+    assert "Beat holds this entry in error" in page
+    assert "OverflowError: date value out of range" in page
+    assert 'title="OverflowError: date value out of range">error</span>' in client.get(
+        "/"
+    ).get_data(as_text=True)
+    assert "Beat holds this entry" not in client.get("/entries/nightly").get_data(as_text=True)
