@@ -37,8 +37,10 @@ _MIN_POLL = 0.05
 
 
 class LeaseStore(Protocol):
-    def acquire_lease(self, holder: str, ttl: timedelta, now: datetime) -> LeaseRecord | None: ...
-    def renew_lease(self, holder: str, token: int, ttl: timedelta, now: datetime) -> bool: ...
+    """Expiry is written and compared on the store's clock: no `now` from this host."""
+
+    def acquire_lease(self, holder: str, ttl: timedelta) -> LeaseRecord | None: ...
+    def renew_lease(self, holder: str, token: int, ttl: timedelta) -> bool: ...
     def release_lease(self, holder: str, token: int) -> None: ...
     def current_lease(self) -> LeaseRecord | None: ...
 
@@ -52,8 +54,11 @@ class Leadership:
         holder: str,
         ttl: timedelta,
         on_round: Callable[[bool], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
+        self.clock = clock
+        """This host's wall clock: only for how long a standby sleeps, never for the lease."""
         self.holder = holder
         self.ttl = ttl
         self.on_round = on_round
@@ -142,21 +147,20 @@ class Leadership:
         """One renewal or take-over attempt; returns the seconds until the next one."""
         interval = self.ttl.total_seconds() / 3
         started = time.monotonic()
-        now = datetime.now(UTC)
         with self._lock:
             token = self._token
         try:
             if token is not None:
-                self._renew(token, started, now)
+                self._renew(token, started)
                 return interval
-            return self._try_acquire(started, now, interval)
+            return self._try_acquire(started, interval)
         except StoreError as error:
             self._outage.failed(error)
             self._lapse_if_expired()
             return min(interval, max(_MIN_POLL, self._outage.wait()))
 
-    def _renew(self, token: int, started: float, now: datetime) -> None:
-        renewed = self.store.renew_lease(self.holder, token, self.ttl, now)
+    def _renew(self, token: int, started: float) -> None:
+        renewed = self.store.renew_lease(self.holder, token, self.ttl)
         self._outage.succeeded()
         with self._lock:
             if renewed and self._token == token:
@@ -165,8 +169,8 @@ class Leadership:
             self._token = None
         logger.warning("lost the lease (token %d); continuing as standby", token)
 
-    def _try_acquire(self, started: float, now: datetime, interval: float) -> float:
-        lease = self.store.acquire_lease(self.holder, self.ttl, now)
+    def _try_acquire(self, started: float, interval: float) -> float:
+        lease = self.store.acquire_lease(self.holder, self.ttl)
         if lease is not None:
             self._outage.succeeded()
             with self._lock:
@@ -179,7 +183,7 @@ class Leadership:
         self._outage.succeeded()
         if current is None:
             return _MIN_POLL
-        until_expiry = (current.expires_at - datetime.now(UTC)).total_seconds()
+        until_expiry = current.seconds_left(self.clock())
         return min(interval, max(_MIN_POLL, until_expiry + 0.01))
 
     def _lapse_if_expired(self) -> None:

@@ -97,6 +97,8 @@ SIGNAL_LOOK = 0.5
 unavailable: a few µs plus the wake-up), so a change still arrives within about half a second."""
 SIGNAL_RETRY = 5.0
 """Seconds between attempts to reopen a lost change signal (meanwhile beat polls)."""
+DEAD_BEAT_AFTER = timedelta(minutes=1)
+"""A beat silent this long (or 10 lease TTLs, if longer) is dropped from the status table."""
 _PROCESS_TAG = secrets.token_hex(3)
 """Tells apart two beats that reuse a PID on one host; shared by every scheduler in a process."""
 
@@ -585,6 +587,8 @@ class DatabaseScheduler(Scheduler):
         if store is None or self._closed:
             return
         last_tick, lag = self._progress
+        if leading:  # one beat keeps /beat free of beats long gone
+            store.prune_beats(max(DEAD_BEAT_AFTER, 10 * self.settings.beat.lease_ttl))
         store.record_beat(
             BeatStatus(
                 beat_id=self.beat_id,

@@ -94,7 +94,7 @@ async def _beat_check(services: Services) -> dict[str, Any]:
     )
     now = datetime.now(UTC)
     limit = settings.beat.lag_alert.total_seconds()
-    if lease is None or lease.expires_at <= now:
+    if lease is None or not lease.live(now):
         return {"ok": False, "detail": "no beat holds the lease"}
     leader = next((beat for beat in beats if beat.beat_id == lease.holder), None)
     lag = leader.lag if leader else None

@@ -290,7 +290,7 @@ def _ledger_families(snapshot: Snapshot, per_entry: bool) -> Iterator[Metric]:
 
 def _beat_families(snapshot: Snapshot, now: datetime) -> Iterator[Metric]:
     lease = snapshot.lease
-    live = lease is not None and lease.expires_at > now
+    live = lease is not None and lease.live(now)
     holder = next((b for b in snapshot.beats if lease and b.beat_id == lease.holder), None)
     leader = _gauge(
         "periodic_beat_leader", "1 for the host whose beat holds a live lease.", ["hostname"]
@@ -302,7 +302,7 @@ def _beat_families(snapshot: Snapshot, now: datetime) -> Iterator[Metric]:
     remaining = _gauge("periodic_beat_lease_seconds_left", "Until the lease expires (<0: lost).")
     if lease is not None:
         token.add_metric([], lease.token)
-        remaining.add_metric([], (lease.expires_at - now).total_seconds())
+        remaining.add_metric([], lease.seconds_left(now))
     yield token
     yield remaining
     lag = _gauge("periodic_beat_lag_seconds", "The leader's dispatch lag in its last tick.")

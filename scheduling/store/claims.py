@@ -16,6 +16,7 @@ from sqlalchemy.sql.expression import bindparam
 
 from scheduling.errors import EntryNotFound, LeaseLost, StoreError
 from scheduling.store.database import Database, name_in
+from scheduling.store.lease import database_now
 from scheduling.store.records import LEDGER_ONLY_STATES, ManualRun, RunRecord, RunState, SlotClaim
 from scheduling.store.rows import RUN_COLUMNS, chunks, run_from_row
 from scheduling.store.schema import LEASE_NAME, UTCDateTime, entries, lease, runs, sqlite_text
@@ -109,7 +110,8 @@ class SlotClaims:
                 f"beat {holder!r} with token {token} no longer holds the lease "
                 f"(held by {current}, token {row.token if row else 0})"
             )
-        if now is not None and row.expires_at <= now:
+        # Expiry is judged on the database's clock, which wrote it (`database_now`).
+        if now is not None and row.expires_at <= database_now(conn):
             raise LeaseLost(f"the lease of beat {holder!r} expired at {row.expires_at.isoformat()}")
 
     def _insert_runs(
@@ -297,7 +299,9 @@ class SlotClaims:
 
         Raises LeaseLost (and writes nothing) unless `holder` holds the lease with `token`;
         the token alone is the fence (it moves whenever another beat takes over), and `now`,
-        when given, also refuses an expired lease. Returns only the rows this call inserted.
+        when given, also refuses a lease expired on the database's clock (the clock that wrote
+        the expiry; the caller's `now` is not compared, so a skewed host cannot misjudge it).
+        Returns only the rows this call inserted.
         PENDING claims count toward run_count; every non-manual claim moves last_slot.
         """
         with self._db.write() as conn:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from scheduling.store.database import Database, dialect_insert
 from scheduling.store.records import BeatStatus, LeaseRecord, Role
@@ -33,8 +33,28 @@ _RENEW = (
 """Built once: the lease thread runs it every lease_ttl / 3 for the life of the beat."""
 
 
-def _lease_from_row(row: Sequence[Any]) -> LeaseRecord:
-    return LeaseRecord(holder=row[0], token=int(row[1]), expires_at=row[2], acquired_at=row[3])
+def _lease_from_row(row: Sequence[Any], observed_at: datetime | None = None) -> LeaseRecord:
+    return LeaseRecord(
+        holder=row[0],
+        token=int(row[1]),
+        expires_at=row[2],
+        acquired_at=row[3],
+        observed_at=observed_at,
+    )
+
+
+def database_now(conn: Connection) -> datetime:
+    """The database server's clock (aware UTC): the one clock every beat shares.
+
+    Lease expiry is written and compared on it, so a beat whose host clock runs fast can
+    neither take a live lease early nor lose its own; failover time does not depend on skew.
+    (SQLite is a local file: its clock is the host's, which every process using it shares.)
+    """
+    if conn.dialect.name == "postgresql":
+        value = conn.execute(select(func.clock_timestamp())).scalar_one()
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+    text_value = conn.execute(select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))).scalar_one()
+    return datetime.fromisoformat(str(text_value)).replace(tzinfo=UTC)
 
 
 class LeaseOperations:
@@ -48,16 +68,20 @@ class LeaseOperations:
             statement = statement.with_for_update()
         return _lease_from_row(conn.execute(statement).one())
 
-    def acquire_lease(self, holder: str, ttl: timedelta, now: datetime) -> LeaseRecord | None:
+    def acquire_lease(
+        self, holder: str, ttl: timedelta, now: datetime | None = None
+    ) -> LeaseRecord | None:
         """Take the lease if it is free, expired or already ours; None if another beat holds it.
 
         A new holder gets token + 1; the same holder keeps its token (renewal), even after its
-        lease lapsed, because nobody else can have claimed with that token in between.
+        lease lapsed, because nobody else can have claimed with that token in between. `now`
+        defaults to the database's clock (`database_now`); tests may pin it.
         """
         if not holder:
             raise ValueError("a lease holder needs a non-empty id")
         with self._db.write() as conn:
             current = self._locked_lease(conn)
+            now = now or database_now(conn)
             if current.holder == holder:
                 token, acquired_at = current.token, current.acquired_at
             elif current.holder and current.expires_at > now:
@@ -72,12 +96,19 @@ class LeaseOperations:
                 .values(holder=holder, token=token, expires_at=now + ttl, acquired_at=acquired_at)
             )
         return LeaseRecord(
-            holder=holder, token=token, expires_at=now + ttl, acquired_at=acquired_at
+            holder=holder,
+            token=token,
+            expires_at=now + ttl,
+            acquired_at=acquired_at,
+            observed_at=now,
         )
 
-    def renew_lease(self, holder: str, token: int, ttl: timedelta, now: datetime) -> bool:
+    def renew_lease(
+        self, holder: str, token: int, ttl: timedelta, now: datetime | None = None
+    ) -> bool:
         """Extend our lease; False if another holder took it (or the token moved on)."""
         with self._db.write() as conn:
+            now = now or database_now(conn)
             result = conn.execute(
                 _RENEW, {"b_holder": holder, "b_token": token, "b_expires": now + ttl}
             )
@@ -95,11 +126,20 @@ class LeaseOperations:
                 close_terms(conn, datetime.now(UTC), holder=holder)
 
     def current_lease(self) -> LeaseRecord | None:
-        """The lease as stored (it may have expired); None when nobody holds it."""
+        """The lease as stored (it may have expired; `LeaseRecord.live` says, on the database's
+        clock); None when nobody holds it."""
         with self._db.read() as conn:
             row = conn.execute(select(*_LEASE_COLUMNS).where(lease.c.name == LEASE_NAME)).one()
-        record = _lease_from_row(row)
+            observed_at = database_now(conn)
+        record = _lease_from_row(row, observed_at)
         return record if record.holder else None
+
+    def prune_beats(self, older_than: timedelta) -> int:
+        """Forget beats whose last status is older than `older_than` on the database's clock."""
+        with self._db.write() as conn:
+            cutoff = database_now(conn) - older_than
+            result = conn.execute(delete(beats).where(beats.c.last_tick < cutoff))
+            return int(result.rowcount or 0)
 
     def record_beat(self, status: BeatStatus) -> None:
         """Upsert this beat's status row (the lease thread's write after every round)."""

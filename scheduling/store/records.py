@@ -6,7 +6,7 @@ database behind the caller's back, and building 100k of them at beat start-up st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -143,6 +143,15 @@ class LeaseRecord:
     """Fencing token: grows by one whenever the holder changes."""
     expires_at: datetime
     acquired_at: datetime
+    observed_at: datetime | None = field(default=None, compare=False)
+    """The database's clock when the lease was read: liveness is judged on it, not the host's."""
+
+    def live(self, fallback: datetime) -> bool:
+        """Unexpired on the database's clock (`fallback`, a host clock, if it was not read)."""
+        return self.expires_at > (self.observed_at or fallback)
+
+    def seconds_left(self, fallback: datetime) -> float:
+        return (self.expires_at - (self.observed_at or fallback)).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,14 +147,19 @@ def test_a_claim_by_a_holder_without_the_lease_is_refused(store: Store, lease: L
     assert store.count_runs() == 0
 
 
-def test_a_claim_given_now_refuses_an_expired_lease(store: Store, lease: LeaseRecord) -> None:
+def test_a_claim_given_now_refuses_a_lease_expired_on_the_database_clock(
+    store: Store, lease: LeaseRecord
+) -> None:
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    expired = store.acquire_lease(lease.holder, timedelta(seconds=30), past)
+    assert expired is not None
     with pytest.raises(LeaseLost, match="expired"):
         store.claim_slots(
             [slot("ping", 0)],
             holder=lease.holder,
             token=lease.token,
             next_runs={},
-            now=lease.expires_at + timedelta(seconds=1),
+            now=past,  # the caller's clock says the lease is fine; the database's does not
         )
     assert store.count_runs() == 0
 

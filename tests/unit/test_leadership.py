@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from scheduling.beat.leadership import Leadership
 from scheduling.errors import StoreError
@@ -27,8 +27,11 @@ class FakeLeaseStore:
         if self.failing:
             raise StoreError("database is locked")
 
-    def acquire_lease(self, holder: str, ttl: timedelta, now: datetime) -> LeaseRecord | None:
+    def acquire_lease(
+        self, holder: str, ttl: timedelta, now: datetime | None = None
+    ) -> LeaseRecord | None:
         self._check()
+        now = now or datetime.now(UTC)  # the store's clock
         lease = self.lease
         if lease is not None and lease.holder != holder and lease.expires_at > now:
             return None
@@ -36,8 +39,11 @@ class FakeLeaseStore:
         self.lease = LeaseRecord(holder, token, now + ttl, now)
         return self.lease
 
-    def renew_lease(self, holder: str, token: int, ttl: timedelta, now: datetime) -> bool:
+    def renew_lease(
+        self, holder: str, token: int, ttl: timedelta, now: datetime | None = None
+    ) -> bool:
         self._check()
+        now = now or datetime.now(UTC)
         lease = self.lease
         if lease is None or lease.holder != holder or lease.token != token:
             return False

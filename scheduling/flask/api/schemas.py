@@ -496,7 +496,7 @@ def beat_body(
             "token": lease.token,
             "acquired_at": iso(lease.acquired_at),
             "expires_at": iso(lease.expires_at),
-            "live": lease.expires_at > now,
+            "live": lease.live(now),
         }
         if lease
         else None,

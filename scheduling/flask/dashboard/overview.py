@@ -97,7 +97,7 @@ def beat_panel(
                 'lease. Set [beat] scheduler = "database" to steer it from here.'
             ),
         )
-    live = lease is not None and lease.expires_at > now
+    live = lease is not None and lease.live(now)
     leader = next((b for b in beats if lease is not None and b.beat_id == lease.holder), None)
     # Each beat's lease thread reports every lease_ttl / 3 with the end of its last tick (ticks
     # come at least every sync_interval / 4): stale means ~9 reports missed, however slow the loop.
