@@ -18,6 +18,7 @@
         │   ├── MailUnavailable        SMTP server unreachable, timed out or answered 4xx
         │   └── WebhookUnavailable     5xx, timeout or connection failure
         ├── DeliveryLimitExceeded      a message came back more than worker.max_deliveries times
+        ├── SecretNotFound             an argument names a secret the worker does not have
         ├── MailRejected               the SMTP server refused (5xx, authentication)
         ├── WebhookRefused             URL not allowed (host not listed, private address)
         └── WebhookFailed              the server answered with an unexpected status
@@ -50,6 +51,7 @@ __all__ = [
     "PublishError",
     "ScheduleValidationError",
     "SchedulingError",
+    "SecretNotFound",
     "StoreError",
     "TaskError",
     "TransientError",
@@ -141,6 +143,10 @@ class TransientError(TaskError):
 
 class DeliveryLimitExceeded(TaskError):
     """The broker delivered one message too often (a poison message); it is dead-lettered."""
+
+
+class SecretNotFound(TaskError):
+    """A ``{"$secret": NAME}`` argument names a secret this worker does not have (by name only)."""
 
 
 class MailUnavailable(TransientError):

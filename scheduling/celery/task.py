@@ -36,7 +36,9 @@ from celery.exceptions import Ignore, Reject
 
 from scheduling.celery.appsettings import SETTINGS_KEY, settings_of
 from scheduling.celery.ledger import LEDGER_NOTE, LedgerNote
+from scheduling.celery.secrets import SecretSource
 from scheduling.celery.worker_state import store_for
+from scheduling.config.secret_refs import has_secret_refs, resolve_secrets
 from scheduling.config.settings import WorkerSettings
 from scheduling.errors import DeliveryLimitExceeded, StoreError, TransientError
 from scheduling.store import RunRecord, RunState
@@ -48,6 +50,8 @@ logger = logging.getLogger(__name__)
 BROKER_DELIVERY_COUNT = "x-delivery-count"
 """The header a quorum queue puts on a message it delivers again: the broker counts, not us."""
 PERIODIC_HEADER = "periodic_entry"
+SECRETS_KEY = "periodic_secret_source"
+"""Where the worker process keeps its `SecretSource` (in the app's configuration)."""
 REFUSED_STATES = frozenset({RunState.REVOKED, RunState.MISSED, RunState.SKIPPED, RunState.EXPIRED})
 """Final states a worker never overrides by running the message anyway."""
 
@@ -168,7 +172,20 @@ class PeriodicTask(Task):  # type: ignore[type-arg]
             logger.warning("cannot read the ledger for %s (running it anyway): %s", task_id, error)
             return False, None
 
+    def _secrets(self) -> SecretSource:
+        source = self.app.conf.get(SECRETS_KEY)
+        if not isinstance(source, SecretSource):
+            worker = self._worker_settings()
+            source = SecretSource.of_process(worker.secrets_file if worker else None)
+            self.app.conf[SECRETS_KEY] = source
+        return source
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if has_secret_refs(args) or has_secret_refs(kwargs):
+            # Resolved here, after the message was logged and recorded: only names travel.
+            values = self._secrets().values()
+            args = tuple(resolve_secrets(list(args), values))
+            kwargs = resolve_secrets(kwargs, values)
         try:
             return super().__call__(*args, **kwargs)
         except self.transient_errors as error:

@@ -38,6 +38,7 @@ from scheduling.config.bounds import (
     refuse_number,
 )
 from scheduling.config.durations import Duration, format_duration
+from scheduling.config.secret_refs import secret_ref_problems
 from scheduling.timing.cron import CronExpression
 from scheduling.timing.solar import SolarEvent
 
@@ -265,6 +266,8 @@ class WorkerSettings(StrictModel):
     max_deliveries: int = Field(default=5, ge=1)
     time_limits: dict[str, TaskTimeLimits] = {}
     """Per-task limits by task name; a task not listed gets the two above."""
+    secrets_file: str | None = None
+    """``NAME=value`` lines that ``{"$secret": "NAME"}`` arguments resolve from (worker only)."""
 
     @model_validator(mode="after")
     def _limits_in_order(self) -> WorkerSettings:
@@ -409,6 +412,11 @@ class Settings(BaseSettings):
     def _definitions_fit(self) -> Settings:
         limit = self.app.max_definition_size
         for name, entry in self.schedule.items():
+            refs = secret_ref_problems(entry.args, "args") + secret_ref_problems(
+                entry.kwargs, "kwargs"
+            )
+            for where, message in refs:
+                raise ValueError(f"schedule.{name}.{where}: {message}")
             if entry.size() > limit:
                 raise ValueError(
                     f"schedule.{name}: args, kwargs and description take {entry.size()} bytes "

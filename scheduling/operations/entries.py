@@ -25,6 +25,7 @@ from scheduling.broker.topology import QueueStatus
 from scheduling.config.bounds import definition_size
 from scheduling.config.compiler import CompiledEntry, compile_entry, expiry, resolve_queue
 from scheduling.config.registry import entry_task_problems
+from scheduling.config.secret_refs import secret_ref_problems
 from scheduling.config.settings import (
     ENTRY_NAME,
     SCHEDULE_KINDS,
@@ -145,6 +146,10 @@ def check_entry(
                 f"[app].max_definition_size ({limit})",
             )
         )
+    for where, message in secret_ref_problems(definition.args, "args") + secret_ref_problems(
+        definition.kwargs, "kwargs"
+    ):
+        problems.append(FieldProblem(where, message))
     if definition.queue is not None and definition.queue not in settings.queues:
         known = ", ".join(sorted(settings.queues))
         problems.append(

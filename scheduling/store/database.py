@@ -18,6 +18,7 @@ Deployments that need every commit durable against power loss use PostgreSQL.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -48,12 +49,24 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 _BEGIN_OPTION = "periodic_begin"
 
 
+_USERINFO = re.compile(r"^(?P<scheme>[^:/?#]*:)?//(?P<user>[^/?#@]*?)(?::[^/?#@]*)?@")
+
+
+def masked_url(url: str) -> str:
+    """`url` with any password replaced by ``***``, for URLs too malformed to parse."""
+    return _USERINFO.sub(lambda m: f"{m['scheme'] or ''}//{m['user']}:***@", url, count=1)
+
+
 def normalize_url(url: str) -> URL:
     """Parse `url`; plain ``postgresql://`` (and ``postgres://``) mean the psycopg 3 driver."""
     try:
         parsed = make_url(url)
-    except ArgumentError as error:
-        raise StoreError(f"store URL {url!r} is not a database URL: {error}") from error
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        # SQLAlchemy's message quotes the URL, password and all; say what is wrong without it.
+        raise StoreError(
+            f"store URL {masked_url(url)!r} is not a database URL "
+            "(expected e.g. postgresql+psycopg://user:password@host/db or sqlite:///path)"
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):

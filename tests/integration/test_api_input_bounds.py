@@ -193,3 +193,18 @@ def test_reads_never_fail_on_out_of_range_data_already_stored(
     preview = client.get("/api/v1/schedules/far/next", headers=READ)
     assert preview.status_code < 500, preview.get_data(as_text=True)
     assert client.delete("/api/v1/schedules/far", headers=WRITE).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "path"),
+    [
+        ({"headers": {"Authorization": {"$secret": "lower case"}}}, "kwargs.headers.Authorization"),
+        ({"headers": {"$secret": "TOKEN", "extra": 1}}, "kwargs.headers"),
+    ],
+)
+def test_a_malformed_secret_reference_is_refused(
+    client: FlaskClient, kwargs: dict[str, Any], path: str
+) -> None:
+    body = {"name": "hook", "task": HEARTBEAT, "every": "5s", "kwargs": kwargs}
+    assert path in refused(client.post("/api/v1/schedules", json=body, headers=WRITE))
+    nothing_stored(client)

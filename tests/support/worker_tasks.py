@@ -7,6 +7,7 @@ times a body started or finished in whichever process ran it.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -31,6 +32,12 @@ def sleep_then_mark(path: str, seconds: float) -> str:
     time.sleep(seconds)
     _note(path, "done")
     return "done"
+
+
+@shared_task(name="tests.support.worker_tasks.write_headers")
+def write_headers(path: str, headers: dict[str, str]) -> None:
+    """What the task body received (a resolved secret), for the secrets test to read."""
+    Path(path).write_text(json.dumps(headers), encoding="utf-8")
 
 
 @shared_task(name="tests.support.worker_tasks.sleep")

@@ -82,6 +82,20 @@ def test_a_malformed_url_is_a_store_error() -> None:
         normalize_url("not a url")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://periodic:hunter2@db:notaport/periodic",
+        "://periodic:hunter2@db/periodic",
+    ],
+)
+def test_a_malformed_url_is_reported_without_its_password(url: str) -> None:
+    with pytest.raises(StoreError) as raised:
+        normalize_url(url)
+    assert "hunter2" not in str(raised.value)
+    assert "periodic:***@" in str(raised.value)
+
+
 def test_a_sqlite_database_gets_its_directory_created(tmp_path: Path) -> None:
     target = tmp_path / "nested" / "deeper" / "periodic.db"
 
