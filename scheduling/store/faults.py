@@ -1,8 +1,11 @@
-"""Entries in error: what beat writes when one entry's scheduling fails, for API and health."""
+"""Entries in error (written by beat, read by API and health) and revoked dashboard sessions:
+the two small tables of things that must be known to every process, not only the one that
+learnt them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.sql.expression import bindparam
@@ -10,7 +13,7 @@ from sqlalchemy.sql.expression import bindparam
 from scheduling.store.database import Database, dialect_insert
 from scheduling.store.records import EntryFault
 from scheduling.store.rows import chunks
-from scheduling.store.schema import entry_faults
+from scheduling.store.schema import entry_faults, revoked_sessions
 
 MESSAGE_LENGTH = 2000
 
@@ -69,3 +72,25 @@ class EntryFaults:
             row.name: EntryFault(row.name, row.message, row.failures, row.since, row.retry_at)
             for row in rows
         }
+
+
+class RevokedSessions:
+    """Dashboard sign-outs, so a copied cookie dies with its session on every web process."""
+
+    _db: Database
+
+    def revoke_session(self, session_id: str, expires_at: datetime, now: datetime) -> None:
+        statement = dialect_insert(self._db, revoked_sessions).values(
+            session_id=session_id, expires_at=expires_at
+        )
+        statement = statement.on_conflict_do_nothing(index_elements=[revoked_sessions.c.session_id])
+        with self._db.write() as conn:
+            conn.execute(delete(revoked_sessions).where(revoked_sessions.c.expires_at < now))
+            conn.execute(statement)
+
+    def session_revoked(self, session_id: str) -> bool:
+        statement = select(revoked_sessions.c.session_id).where(
+            revoked_sessions.c.session_id == session_id
+        )
+        with self._db.read() as conn:
+            return conn.execute(statement).first() is not None

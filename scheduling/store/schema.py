@@ -295,6 +295,15 @@ entry_faults = Table(
 )
 """Entries beat could not schedule (v4): the error, how often, and when beat tries again."""
 
+revoked_sessions = Table(
+    "periodic_revoked_sessions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_periodic_revoked_sessions_expires_at", "expires_at"),
+)
+"""Dashboard sessions ended by signing out (v4), until their cookie would have expired anyway."""
+
 LEASE_NAME = "beat"
 
 
@@ -346,15 +355,17 @@ def _add_history_v3(conn: Connection) -> None:
     lease_terms.create(conn, checkfirst=True)
     outages.create(conn, checkfirst=True)
 
-def _add_entry_faults_v4(conn: Connection) -> None:
+
+def _add_faults_and_revocations_v4(conn: Connection) -> None:
     entry_faults.create(conn, checkfirst=True)
+    revoked_sessions.create(conn, checkfirst=True)
 
 
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_v1),
     (2, _add_jitter_v2),
     (3, _add_history_v3),
-    (4, _add_entry_faults_v4),
+    (4, _add_faults_and_revocations_v4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -129,9 +129,30 @@ def test_signing_in_sets_a_strict_httponly_cookie_without_the_secret(
     assert client.get("/").status_code == 200
 
 
-@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/x\r\nSet-Cookie: a=b",
+        "/%09/evil.example".replace("%09", "\t"),
+        "javascript:alert(1)",
+        "/\\/evil.example",
+    ],
+)
 def test_sign_in_never_redirects_off_site(client: FlaskClient, target: str) -> None:
     assert sign_in(client, next_path=target).headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("query", ["next=/%09/evil.example", "next=/%0d%0aSet-Cookie:%20a=b"])
+def test_login_links_with_control_characters_go_home(client: FlaskClient, query: str) -> None:
+    sign_in(client)
+    response = client.get(f"/login?{query}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
 
 
 def test_the_overview_lists_entries_queues_and_beat(client: FlaskClient) -> None:
@@ -277,3 +298,33 @@ def test_an_entry_in_error_says_so_on_its_page_and_in_the_overview(
         "/"
     ).get_data(as_text=True)
     assert "Beat holds this entry" not in client.get("/entries/nightly").get_data(as_text=True)
+
+
+def test_signing_out_revokes_the_session_for_every_copy_of_the_cookie(
+    app: Flask, client: FlaskClient
+) -> None:
+    sign_in(client)
+    cookie = client.get_cookie("periodic_session")
+    assert cookie is not None
+    copy = app.test_client()
+    copy.set_cookie("periodic_session", cookie.value)
+    assert copy.get("/").status_code == 200
+    token = csrf_of(client.get("/").get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/").status_code == 302
+    response = copy.get("/")
+    assert response.status_code == 302, "a copied cookie outlived the sign-out"
+    assert response.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize(("environment", "secure"), [("production", True), ("development", False)])
+def test_the_session_cookie_is_secure_outside_development(
+    database: str, environment: str, secure: bool
+) -> None:
+    app = create_app(make_settings(database, environment=environment, secret_key=KEY))
+    try:
+        response = sign_in(app.test_client())
+        assert response.status_code == 302
+        assert ("Secure" in response.headers["Set-Cookie"]) is secure
+    finally:
+        app.extensions["periodic"].close()

@@ -58,6 +58,8 @@ def init_dashboard(app: Flask, settings: Settings, *, url_prefix: str = "") -> N
         SESSION_COOKIE_NAME="periodic_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
+        # Sent over HTTPS only, except in development (plain http://localhost).
+        SESSION_COOKIE_SECURE=settings.app.environment != "development",
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
     )
     app.register_blueprint(dashboard, url_prefix=url_prefix or None)

@@ -129,10 +129,23 @@ def guard() -> ResponseReturnValue | None:
             "Go back, reload the page and try again.",
         )
     user = current_user(_tokens(), _key())
+    if user is not None and _revoked(user):
+        sign_out()
+        user = None
     g.dashboard_user = user
     if user is None and request.endpoint not in PUBLIC_ENDPOINTS:
         return redirect(url_for("periodic.login", next=request.full_path.rstrip("?")))
     return None
+
+
+def _revoked(user: SignedIn) -> bool:
+    """Signed out elsewhere (a copied cookie). A store that does not answer cannot say so: the
+    session, still bound to a configured token, goes on rather than locking everyone out."""
+    try:
+        return current_services().store.session_revoked(user.session_id)
+    except StoreError as error:
+        logger.warning("cannot check dashboard session revocation: %s", error)
+        return False
 
 
 @dashboard.after_request
@@ -175,7 +188,18 @@ async def login() -> ResponseReturnValue:
 
 @dashboard.post("/logout")
 async def logout() -> ResponseReturnValue:
-    sign_out()
+    session_id = sign_out()
+    if session_id is not None:
+        now = _now()
+        lifetime = current_app.permanent_session_lifetime
+        try:
+            await run_blocking(
+                current_services().store.revoke_session, session_id, now + lifetime, now
+            )
+        except StoreError as error:
+            logger.warning(
+                "sign-out not recorded in the store (cookie copies stay valid): %s", error
+            )
     return redirect(url_for("periodic.login"))
 
 
