@@ -49,6 +49,9 @@ ALLOWED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
 MAX_BODY_BYTES = 64 * 1024
 """How much of an answer is read (kept for the error message); the rest is discarded."""
 NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+IETF_PROTOCOL_ASSIGNMENTS = ipaddress.IPv4Network("192.0.0.0/24")
+GLOBAL_PROTOCOL_ADDRESSES = frozenset(map(ipaddress.IPv4Address, ("192.0.0.9", "192.0.0.10")))
+"""The only globally reachable addresses of 192.0.0.0/24 (IANA); Python 3.11 calls all global."""
 
 Resolver = Callable[[str, int], list[str]]
 """(host, port) → IP addresses as strings; injectable so tests can pretend DNS answers."""
@@ -97,10 +100,12 @@ def host_permission(host: str, allowed_hosts: Collection[str]) -> Permission | N
 
 
 def _effective(address: IPAddress) -> IPAddress:
-    """The IPv4 address hidden in an IPv4-mapped or NAT64 IPv6 address, else the address."""
+    """The IPv4 address hidden in an IPv4-mapped, 6to4 or NAT64 IPv6 address, else the address."""
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address.ipv4_mapped
+        if address.sixtofour is not None:
+            return address.sixtofour
         if address in NAT64_PREFIX:
             return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
@@ -122,7 +127,9 @@ def check_address(address: str) -> str | None:
     ):
         if flag:
             return f"{parsed} is a {label} address"
-    if not parsed.is_global:
+    if not parsed.is_global or (
+        parsed in IETF_PROTOCOL_ASSIGNMENTS and parsed not in GLOBAL_PROTOCOL_ADDRESSES
+    ):
         return f"{parsed} is not a public address"
     return None
 

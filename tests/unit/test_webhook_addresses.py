@@ -32,6 +32,11 @@ from scheduling.tasks.webhook_client import call, check_address, host_permission
         "::ffff:169.254.169.254",
         "64:ff9b::a9fe:a9fe",
         "fe80::1%eth0",
+        "192.0.0.8",
+        "192.0.0.170",
+        "2002:7f00:1::1",
+        "2002:c0a8:101::1",
+        "2002::1",
     ],
 )
 def test_internal_addresses_are_refused(address: str) -> None:
