@@ -7,6 +7,7 @@
     ├── StoreError             the schedule store cannot be read or written
     │   ├── EntryNotFound
     │   ├── EntryExists
+    │   ├── UnreadableEntry    a stored definition does not parse at all (delete or rewrite it)
     │   └── ConfigOwnedEntry   an API write to an entry that settings.toml owns
     ├── LeaseLost              this beat is no longer the leader (fencing token moved on)
     ├── PublishError           the broker did not confirm a message
@@ -55,6 +56,7 @@ __all__ = [
     "StoreError",
     "TaskError",
     "TransientError",
+    "UnreadableEntry",
     "WebhookFailed",
     "WebhookRefused",
     "WebhookUnavailable",
@@ -93,6 +95,10 @@ class EntryNotFound(StoreError):
 
 class EntryExists(StoreError):
     pass
+
+
+class UnreadableEntry(StoreError):
+    """A stored definition does not parse at all (written around Periodic): not an outage."""
 
 
 class ConfigOwnedEntry(StoreError):

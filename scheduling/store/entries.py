@@ -14,7 +14,12 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, func, select, update
 
 from scheduling.config.settings import ScheduleEntry
-from scheduling.errors import ConfigOwnedEntry, EntryExists, EntryNotFound, StoreError
+from scheduling.errors import (
+    ConfigOwnedEntry,
+    EntryExists,
+    EntryNotFound,
+    UnreadableEntry,
+)
 from scheduling.store.changes import ChangeFeed, bump_change_seq
 from scheduling.store.history import (
     HistoryAction,
@@ -58,8 +63,9 @@ class EntryOperations(ChangeFeed):
         try:
             return entry_from_row(row)
         except ValidationError as error:
-            raise StoreError(
-                f"entry {name!r} has a stored definition that no longer validates: {error}"
+            raise UnreadableEntry(
+                f"entry {name!r} has a stored definition that does not parse "
+                f"({error.error_count()} problems); delete it or write it again"
             ) from error
 
     def get_entry(self, name: str) -> EntryRecord | None:

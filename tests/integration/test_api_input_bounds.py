@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -182,8 +183,6 @@ def test_reads_never_fail_on_out_of_range_data_already_stored(
             "expires": "3000000d",
         }
     )
-    from datetime import UTC, datetime
-
     poison(api_app, "far", stored, next_run_at=datetime(9999, 12, 31, 23, 59, 58, tzinfo=UTC))
     listed = client.get("/api/v1/schedules", headers=READ)
     assert listed.status_code == 200, listed.get_data(as_text=True)
@@ -208,3 +207,19 @@ def test_a_malformed_secret_reference_is_refused(
     body = {"name": "hook", "task": HEARTBEAT, "every": "5s", "kwargs": kwargs}
     assert path in refused(client.post("/api/v1/schedules", json=body, headers=WRITE))
     nothing_stored(client)
+
+
+def test_a_definition_that_does_not_parse_is_409_and_can_be_deleted(
+    api_app: Flask, client: FlaskClient
+) -> None:
+    for name in ("broken", "fine"):
+        body = {"name": name, "task": HEARTBEAT, "every": "1s"}
+        assert client.post("/api/v1/schedules", json=body, headers=WRITE).status_code == 201
+    poison(api_app, "broken", "{not json")
+    one = client.get("/api/v1/schedules/broken", headers=READ)
+    assert one.status_code == 409, one.get_data(as_text=True)
+    assert "delete it" in one.get_json()["detail"]
+    listed = client.get("/api/v1/schedules", headers=READ)
+    assert listed.status_code == 200
+    assert [item["name"] for item in listed.get_json()["items"]] == ["fine"]
+    assert client.delete("/api/v1/schedules/broken", headers=WRITE).status_code == 204

@@ -49,14 +49,24 @@ CANARIES = ("canary-a", "canary-b", "canary-c")
 
 
 class RecordingPublisher:
-    """Confirms every message, except those of entries listed in `refuse` (returned)."""
+    """Confirms every message, except those of entries listed in `refuse` (returned) or in
+    `too_large` (the broker closes the channel over them, as RabbitMQ does past its
+    max_message_size: which message of a batch did it is not known)."""
 
     def __init__(self) -> None:
         self.sent: list[OutgoingRun] = []
         self.refuse: set[str] = set()
+        self.too_large: set[str] = set()
         self._lock = threading.Lock()
 
     def publish(self, runs: Sequence[OutgoingRun]) -> None:
+        large = [r for r in runs if r.entry in self.too_large]
+        if large:
+            if len(runs) == 1:
+                raise BatchPublishError(
+                    "channel closed", frozenset(), {runs[0].task_id: "message too large"}
+                )
+            raise BatchPublishError("channel closed", frozenset(), channel_error=True)
         with self._lock:
             refused = {r.task_id: "unroutable: test" for r in runs if r.entry in self.refuse}
             self.sent.extend(r for r in runs if r.task_id not in refused)
@@ -256,3 +266,21 @@ def test_a_refused_run_fails_after_bounded_attempts_and_the_others_go_on(
         assert "refused" in store.entry_faults()
         counts = {name: len(store.runs_for_entry(name, limit=100)) for name in CANARIES}
         assert min(counts.values()) >= 2, counts
+
+
+def test_a_message_that_closes_the_channel_is_found_and_failed_alone(tmp_path: Path) -> None:
+    due = datetime.now(UTC) - timedelta(milliseconds=500)
+
+    def prepare(store: Store) -> None:
+        store.bulk_create_entries([(name, canary(), due) for name in (*CANARIES, "huge")])
+
+    with leading_beat(tmp_path, prepare) as (scheduler, store, publisher):
+        publisher.too_large.add("huge")
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and "huge" not in store.entry_faults():
+            time.sleep(scheduler.tick())
+        failed = [r for r in store.runs_for_entry("huge", limit=10) if r.state is RunState.FAILED]
+        assert failed, "the oversized run never ended failed"
+        assert "message too large" in (failed[0].error_message or "")
+        assert not scheduler.broker_outage.down
+        assert set(CANARIES) <= publisher.entries_sent()

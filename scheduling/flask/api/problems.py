@@ -16,7 +16,13 @@ from flask import Blueprint, Response, json, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from scheduling.errors import ConfigOwnedEntry, EntryExists, EntryNotFound, StoreError
+from scheduling.errors import (
+    ConfigOwnedEntry,
+    EntryExists,
+    EntryNotFound,
+    StoreError,
+    UnreadableEntry,
+)
 from scheduling.operations.entries import (
     BrokerUnavailable,
     FieldProblem,
@@ -105,6 +111,8 @@ def _to_problem(error: Exception) -> ApiProblem:
         return ApiProblem(
             409, "Conflict", str(error), kind="exists", errors=[FieldProblem("name", str(error))]
         )
+    if isinstance(error, UnreadableEntry):
+        return ApiProblem(409, "Unreadable entry", str(error), kind="unreadable-entry")
     if isinstance(error, ConfigOwnedEntry):
         return ApiProblem(409, "Owned by settings.toml", str(error), kind="config-owned")
     if isinstance(error, BrokerUnavailable):
