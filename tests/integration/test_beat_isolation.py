@@ -144,16 +144,19 @@ def inject_poison(store: Store, names: Sequence[str], due: datetime) -> None:
     with store._db.write() as conn:
         for name in names:
             definition, raw = rows[name]
-            jitter_us = 0
+            jitter_us, next_run_at = 0, due
             if definition.get("jitter") == "100000000d":
+                # The offset is a deterministic fraction of the jitter: from the last second of
+                # 9999 any offset of a second or more overflows (from now, ~3% would not).
                 jitter_us = 100_000_000 * 86_400 * 10**6
+                next_run_at = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
             conn.execute(
                 update(entries)
                 .where(entries.c.name == name)
                 .values(
                     definition=raw if raw is not None else json.dumps(definition),
                     jitter_us=jitter_us,
-                    next_run_at=due,
+                    next_run_at=next_run_at,
                 )
             )
 
