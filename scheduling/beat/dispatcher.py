@@ -135,7 +135,8 @@ class Dispatcher:
             if len(pending) < REPUBLISH_BATCH:
                 return total
 
-    def _fail_run(self, run: RunRecord, reason: str) -> None:
+    def _fail_run(self, run: RunRecord, reason: str, *, entry_failed: bool = True) -> None:
+        """Close a pending run that cannot be sent (else the sweep would retry it forever)."""
         self.store.record_run_finished(
             run.task_id,
             RunState.FAILED,
@@ -143,7 +144,8 @@ class Dispatcher:
             error_type="Unschedulable",
             error_message=reason,
         )
-        self.table.fail(run.entry, f"run {run.task_id} {reason}")
+        if entry_failed:
+            self.table.fail(run.entry, f"run {run.task_id} {reason}")
 
     def flush_marks(self) -> None:
         """Retry marking runs the broker confirmed while the store was failing."""
@@ -272,8 +274,9 @@ class Dispatcher:
             return None
         shape = self.table.shape(record)
         if shape is None:
-            fault = self.table.faults.active.get(run.entry)
-            self._fail_run(run, f"cannot be sent: {fault.message if fault else 'entry in error'}")
+            fault = self.table.faults.active.get(run.entry)  # `shape` just recorded why
+            reason = f"cannot be sent: {fault.message if fault else 'the entry is in error'}"
+            self._fail_run(run, reason, entry_failed=False)
             return None
         grace = record.definition.misfire_grace
         if not run.manual and grace is not None and now - run.scheduled_for > grace:

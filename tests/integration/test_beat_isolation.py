@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import update
 
+from scheduling.beat import dispatcher as dispatcher_module
 from scheduling.beat.scheduler import DatabaseScheduler
 from scheduling.broker.publisher import BatchPublishError, OutgoingRun
 from scheduling.celery.app import create_celery
@@ -287,3 +288,23 @@ def test_a_message_that_closes_the_channel_is_found_and_failed_alone(tmp_path: P
         assert "message too large" in (failed[0].error_message or "")
         assert not scheduler.broker_outage.down
         assert set(CANARIES) <= publisher.entries_sent()
+
+
+def test_runs_left_pending_never_hide_the_ones_behind_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatcher_module, "REPUBLISH_BATCH", 2)
+    now = datetime.now(UTC)
+
+    def prepare(store: Store) -> None:
+        store.bulk_create_entries([(name, canary(), None) for name in ("held", "free")])
+
+    with leading_beat(tmp_path, prepare) as (scheduler, store, publisher):
+        assert scheduler.dispatcher is not None
+        held = [store.claim_manual_run("held", now, f"held-{i}", "default") for i in range(4)]
+        free = store.claim_manual_run("free", now, "free-0", "default")
+        for run in held:  # refused before, waiting for their retry: the sweep leaves them
+            outgoing = OutgoingRun(run.task_id, HEARTBEAT, [], {}, "default", "held", now)
+            scheduler.dispatcher._refusals[run.task_id] = (1, outgoing, now + timedelta(hours=1))
+        assert scheduler.dispatcher.republish_pending(now) == 1
+        assert [run.task_id for run in publisher.sent] == [free.task_id]
