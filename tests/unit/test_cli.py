@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +104,27 @@ def test_next_usage_errors_exit_2(write_settings: Callable[[str], Path]) -> None
     assert run("next", "nope", "--settings", str(path))[0] == 2
     assert run("next", "ping", "--after", "2026-01-01T00:00:00", "--settings", str(path))[0] == 2
     assert run("next", "ping", "-n", "0", "--settings", str(path))[0] == 2
+
+
+@pytest.mark.parametrize(
+    "after", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-12:00", "1969-06-01T00:00:00Z"]
+)
+def test_next_refuses_instants_out_of_range(
+    write_settings: Callable[[str], Path], after: str
+) -> None:
+    path = write_settings(f'[schedule.ping]\ntask = "{HEARTBEAT}"\nevery = "1m"\n')
+    code, _, err = run("next", "ping", "--after", after, "--settings", str(path))
+    assert code == 2
+    assert "--after" in err
+
+
+def test_a_costly_preview_is_refused_fast(write_settings: Callable[[str], Path]) -> None:
+    path = write_settings(f'[schedule.rare]\ntask = "{HEARTBEAT}"\ncron = "0 0 */31 2 1"\n')
+    started = time.monotonic()
+    code, _, err = run("next", "rare", "-n", "1000", "--settings", str(path))
+    assert time.monotonic() - started < 2
+    assert code == 2
+    assert "ask for fewer" in err
 
 
 def test_list_json(write_settings: Callable[[str], Path]) -> None:
