@@ -21,8 +21,8 @@ from kombu import Connection, Queue
 
 from scheduling.config.compiler import task_exchange
 from scheduling.store import RunState, Store
-from tests.beats import HEARTBEAT, QueueTap, beat_settings_text, start_beat, unique_queues
-from tests.processes import ManagedProcess
+from tests.support.beats import HEARTBEAT, QueueTap, beat_settings_text, start_beat, unique_queues
+from tests.support.processes import ManagedProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

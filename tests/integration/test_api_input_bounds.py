@@ -14,9 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 
 from scheduling.store.schema import entries
-from tests.api_fixtures import HEARTBEAT, READ, WRITE, api_app, api_settings, client, services
-
-__all__ = ["api_app", "api_settings", "client"]
+from tests.support.api import HEARTBEAT, READ, WRITE, services
 
 pytestmark = pytest.mark.integration
 

@@ -13,17 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scheduling.flask.api.schemas import ScheduleOut
 from scheduling.store import BeatStatus, EntryFault
-from tests.api_fixtures import (
-    HEARTBEAT,
-    READ,
-    WRITE,
-    api_app,
-    api_settings,
-    client,
-    services,
-)
-
-__all__ = ["api_app", "api_settings", "client"]
+from tests.support.api import HEARTBEAT, READ, WRITE, services
 
 pytestmark = pytest.mark.integration
 

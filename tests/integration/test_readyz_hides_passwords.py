@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from project.app import create_app
-from tests.api_fixtures import make_settings
+from tests.support.api import make_settings
 
 pytestmark = pytest.mark.integration
 

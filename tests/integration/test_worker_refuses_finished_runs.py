@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from scheduling.store import RunState
-from tests.worker_stage import WorkerStage, trace_events, worker_stage
+from tests.support.worker_stage import WorkerStage, trace_events, worker_stage
 
 pytestmark = pytest.mark.integration
 
-TASK = "tests.worker_tasks.sleep_then_mark"
+TASK = "tests.support.worker_tasks.sleep_then_mark"
 
 
 @pytest.fixture(scope="module")

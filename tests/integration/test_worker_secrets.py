@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scheduling.store import RunState
-from tests.worker_stage import WorkerStage, worker_stage
+from tests.support.worker_stage import WorkerStage, worker_stage
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,9 @@ def test_the_worker_resolves_a_secret_by_name(stage: WorkerStage, tmp_path: Path
     out = tmp_path / "headers.json"
     headers = {"Authorization": {"$secret": "WEBHOOK_TOKEN"}, "X-Plain": "yes"}
     task_id = stage.send(
-        "tests.worker_tasks.write_headers", "default", kwargs={"path": str(out), "headers": headers}
+        "tests.support.worker_tasks.write_headers",
+        "default",
+        kwargs={"path": str(out), "headers": headers},
     )
     run = stage.wait_for_run(task_id, {RunState.SUCCEEDED})
     assert json.loads(out.read_text()) == {"Authorization": TOKEN, "X-Plain": "yes"}
@@ -45,7 +47,7 @@ def test_an_unknown_secret_fails_the_run_naming_it_but_no_value(
 ) -> None:
     headers = {"Authorization": {"$secret": "NOT_SET_ANYWHERE"}}
     task_id = stage.send(
-        "tests.worker_tasks.write_headers",
+        "tests.support.worker_tasks.write_headers",
         "default",
         kwargs={"path": str(tmp_path / "x"), "headers": headers},
     )
