@@ -18,7 +18,7 @@ from scheduling.store.schema import entry_faults, revoked_sessions
 MESSAGE_LENGTH = 2000
 
 
-class EntryFaults:
+class FaultOperations:
     """Reads and writes of `periodic_entry_faults`; mixed into `Store`, which provides `_db`."""
 
     _db: Database
@@ -74,7 +74,7 @@ class EntryFaults:
         }
 
 
-class RevokedSessions:
+class SessionOperations:
     """Dashboard sign-outs, so a copied cookie dies with its session on every web process."""
 
     _db: Database

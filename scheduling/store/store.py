@@ -7,7 +7,7 @@ from scheduling.store.claims import SlotClaims
 from scheduling.store.database import Database
 from scheduling.store.entries import EntryOperations
 from scheduling.store.history import EntryHistory
-from scheduling.store.faults import EntryFaults, RevokedSessions
+from scheduling.store.faults import FaultOperations, SessionOperations
 from scheduling.store.index import EntryIndex
 from scheduling.store.lease import LeaseOperations
 from scheduling.store.outages import Outages
@@ -32,8 +32,8 @@ class Store(
     LeaseTerms,
     Outages,
     RunTimelines,
-    EntryFaults,
-    RevokedSessions,
+    FaultOperations,
+    SessionOperations,
 ):
     """Entries, the run ledger and the lease over one SQLAlchemy engine (thread-safe).
 
