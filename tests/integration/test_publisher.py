@@ -24,12 +24,15 @@ from scheduling.broker.publisher import (
 )
 from scheduling.broker.topology import declare_topology, queue_status
 from scheduling.config.loading import load_settings
-from scheduling.config.settings import Settings
+from scheduling.config.settings import ScheduleEntry, Settings
+from scheduling.store import Store
 from tests.support.processes import celery_worker, clean_env
 
 pytestmark = pytest.mark.integration
 
 SETTINGS = """
+[app]
+database_url = "sqlite:///{database}"
 [broker]
 url = "{broker_url}"
 [queues.{queue}]
@@ -45,7 +48,8 @@ def queue() -> str:
 @pytest.fixture
 def settings_file(tmp_path: Path, broker_url: str, queue: str) -> Path:
     path = tmp_path / "settings.toml"
-    path.write_text(SETTINGS.format(broker_url=broker_url, queue=queue))
+    database = tmp_path / "periodic.db"
+    path.write_text(SETTINGS.format(broker_url=broker_url, queue=queue, database=database))
     return path
 
 
@@ -124,6 +128,12 @@ def test_a_stock_celery_worker_executes_the_message(
     publisher: ConfirmedPublisher, settings_file: Path, queue: str, tmp_path: Path
 ) -> None:
     (run,) = outgoing(queue, 1)
+    # As beat does: the run is in the ledger before its message is sent (a worker refuses a
+    # Periodic message whose run the ledger does not know).
+    with Store.open(load_settings(settings_file).app.database_url.get_secret_value()) as store:
+        definition = ScheduleEntry(task=run.task, every=timedelta(hours=1))
+        store.create_entry(run.entry, definition, next_run_at=None)
+        store.claim_manual_run(run.entry, run.scheduled_for, run.task_id, queue)
     worker = celery_worker(queue, tmp_path, clean_env({"PERIODIC_SETTINGS": str(settings_file)}))
     try:
         worker.wait_for(r"ready\.", timeout=60)
