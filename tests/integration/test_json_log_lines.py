@@ -13,6 +13,7 @@ from kombu import Connection
 from scheduling.broker.publisher import ConfirmedPublisher, OutgoingRun
 from scheduling.broker.topology import declare_topology
 from scheduling.config.loading import load_settings
+from tests.support.ledger import claim_like_beat
 from tests.support.processes import celery_beat, celery_worker, clean_env
 
 pytestmark = pytest.mark.integration
@@ -48,6 +49,7 @@ def test_worker_logs_one_json_object_per_line_with_task_entry_and_slot(
         scheduled_for=slot,
         expires=slot + timedelta(hours=1),
     )
+    claim_like_beat(settings.app.database_url.get_secret_value(), [run])
     worker = celery_worker(queue, tmp_path, clean_env({"PERIODIC_SETTINGS": str(path)}))
     publisher = ConfirmedPublisher.from_settings(settings.broker)
     try:

@@ -24,8 +24,8 @@ from scheduling.broker.publisher import (
 )
 from scheduling.broker.topology import declare_topology, queue_status
 from scheduling.config.loading import load_settings
-from scheduling.config.settings import ScheduleEntry, Settings
-from scheduling.store import Store
+from scheduling.config.settings import Settings
+from tests.support.ledger import claim_like_beat
 from tests.support.processes import celery_worker, clean_env
 
 pytestmark = pytest.mark.integration
@@ -128,12 +128,7 @@ def test_a_stock_celery_worker_executes_the_message(
     publisher: ConfirmedPublisher, settings_file: Path, queue: str, tmp_path: Path
 ) -> None:
     (run,) = outgoing(queue, 1)
-    # As beat does: the run is in the ledger before its message is sent (a worker refuses a
-    # Periodic message whose run the ledger does not know).
-    with Store.open(load_settings(settings_file).app.database_url.get_secret_value()) as store:
-        definition = ScheduleEntry(task=run.task, every=timedelta(hours=1))
-        store.create_entry(run.entry, definition, next_run_at=None)
-        store.claim_manual_run(run.entry, run.scheduled_for, run.task_id, queue)
+    claim_like_beat(load_settings(settings_file).app.database_url.get_secret_value(), [run])
     worker = celery_worker(queue, tmp_path, clean_env({"PERIODIC_SETTINGS": str(settings_file)}))
     try:
         worker.wait_for(r"ready\.", timeout=60)
