@@ -6,8 +6,8 @@ from scheduling.store.backfill import Backfills
 from scheduling.store.claims import SlotClaims
 from scheduling.store.database import Database
 from scheduling.store.entries import EntryOperations
-from scheduling.store.history import EntryHistory
 from scheduling.store.faults import FaultOperations, SessionOperations
+from scheduling.store.history import EntryHistory
 from scheduling.store.index import EntryIndex
 from scheduling.store.lease import LeaseOperations
 from scheduling.store.outages import Outages

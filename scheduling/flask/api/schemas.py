@@ -148,15 +148,15 @@ class BackfillIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    start: AwareDatetime = Field(alias="from", description="ISO-8601 with Z or an offset.")
-    end: AwareDatetime = Field(alias="to", description="Not in the future.")
+    start: InstantIn = Field(alias="from", description="ISO-8601 with Z or an offset.")
+    end: InstantIn = Field(alias="to", description="Not in the future.")
     dry_run: bool = Field(default=False, description="List what would run; dispatch nothing.")
 
 
 class ExplainQuery(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    at: AwareDatetime | None = Field(
+    at: InstantIn | None = Field(
         default=None, description="ISO-8601 with Z or an offset (URL-encode '+'); default now."
     )
 
