@@ -103,7 +103,13 @@ def test_an_idle_tick_reads_the_change_sequence_and_writes_nothing(
     assert len(scheduler.table) == 50
     # ... and opens its change signal (a held connection watching data_version).
     assert store.made_by(main) == Counter(
-        {"change_seq": 1, "entry_index": 1, "entry_faults": 1, "pending_runs": 1, "change_signal": 1}
+        {
+            "change_seq": 1,
+            "entry_index": 1,
+            "entry_faults": 1,
+            "pending_runs": 1,
+            "change_signal": 1,
+        }
     )
     assert scheduler.wakeup.listening
     store.reset()
