@@ -26,6 +26,7 @@ from project.devtools.localcluster import LocalRabbitCluster
 from scheduling.broker.topology import declare_topology
 from scheduling.config.loading import load_settings
 from scheduling.store import RunRecord, RunState, Store
+from tests.support.polling import wait_for
 from tests.support.processes import ManagedProcess, celery_beat, celery_worker, clean_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -78,15 +79,6 @@ def preferring(cluster: LocalRabbitCluster, first: int) -> str:
     """The cluster's URL list rotated so that node `first` is tried first."""
     urls = cluster.urls
     return ";".join(urls[first:] + urls[:first])
-
-
-def wait_until(condition: object, timeout: float, what: str) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)
 
 
 def all_runs(store: Store) -> list[RunRecord]:
@@ -162,10 +154,11 @@ def test_killing_the_queue_leader_then_beats_node_loses_and_doubles_nothing(
         beat.wait_for(r"leader: \d+ entries loaded", timeout=90)
         for worker in workers:
             worker.wait_for(r"ready\.", timeout=90)
-        wait_until(
+        wait_for(
             lambda: store.count_runs(state=RunState.SUCCEEDED) >= ENTRIES * 3,
             60,
             "the first runs succeeded",
+            interval=0.2,
         )
         time.sleep(STEADY)  # steady load before the first fault
 
@@ -190,7 +183,7 @@ def test_killing_the_queue_leader_then_beats_node_loses_and_doubles_nothing(
         def all_finished() -> bool:
             return all(run.finished for run in all_runs(store))
 
-        wait_until(all_finished, 90, "every claimed run finished")
+        wait_for(all_finished, 90, "every claimed run finished", interval=0.2)
         for process in workers:
             assert process.process.poll() is None, f"{process.name} exited:\n{process.output()}"
 

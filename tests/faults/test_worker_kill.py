@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scheduling.store import RunState
+from tests.support.polling import wait_for
 from tests.support.worker_stage import WorkerStage, trace_events, worker_stage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,15 +33,6 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def wait_until(condition: object, timeout: float, what: str) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.05)
-
-
 def test_the_run_of_a_killed_worker_completes_on_another_and_succeeds_once(
     stage: WorkerStage, tmp_path: Path
 ) -> None:
@@ -52,7 +43,7 @@ def test_the_run_of_a_killed_worker_completes_on_another_and_succeeds_once(
         kwargs={"path": str(trace), "seconds": 3},
     )
     started = stage.wait_for_run(task_id, {RunState.STARTED})
-    wait_until(lambda: trace_events(trace) == ["start"], 10, "the task body started")
+    wait_for(lambda: trace_events(trace) == ["start"], 10, "the task body started")
     assert started.hostname is not None
     victim = next(w for w in stage.workers if started.hostname.startswith(f"{w.name}@"))
     survivor = next(w for w in stage.workers if w is not victim)
@@ -60,7 +51,7 @@ def test_the_run_of_a_killed_worker_completes_on_another_and_succeeds_once(
 
     victim.kill()  # SIGKILL to the main process only, as a crash would
 
-    wait_until(lambda: not pid_alive(pool_child), 10, "the orphaned pool child died with it")
+    wait_for(lambda: not pid_alive(pool_child), 10, "the orphaned pool child died with it")
     run = stage.wait_for_run(task_id, {RunState.SUCCEEDED, RunState.FAILED}, timeout=60)
     assert run.state is RunState.SUCCEEDED
     assert run.hostname is not None

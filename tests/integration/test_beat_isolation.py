@@ -42,6 +42,7 @@ from scheduling.config.settings import (
 )
 from scheduling.store import RunState, Store
 from scheduling.store.schema import entries
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -84,13 +85,6 @@ class RecordingPublisher:
 
     def close(self) -> None:
         pass
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from scheduling.config.settings import (
     Settings,
 )
 from scheduling.store import ChangeSignal, Store
+from tests.support.polling import wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -83,15 +84,6 @@ class RunningBeat:
         self._thread.join(timeout=15)
         assert not self._thread.is_alive()
         self.scheduler.close()
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> float:
-    """Seconds until `condition()` held; fails after `timeout`."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"not in {timeout}s: {what}"
-        time.sleep(0.005)
-    return time.monotonic() - started
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,6 @@ CONFIRMS = {"confirm_publish": True}
 
 def unique(kind: str) -> str:
     return f"periodic-test.{kind}.{secrets.token_hex(4)}"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def process_identity(pid: int) -> tuple[int, str] | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -26,6 +26,7 @@ from scheduling.config.settings import (
     Settings,
 )
 from scheduling.store import Store
+from tests.support.polling import wait_for
 
 HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
 
@@ -57,13 +58,6 @@ class CountingStore:
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 @pytest.fixture

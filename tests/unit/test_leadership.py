@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from scheduling.beat.leadership import Leadership
 from scheduling.errors import StoreError
 from scheduling.store import LeaseRecord
+from tests.support.polling import wait_for
 
 TTL = timedelta(seconds=3)
 
@@ -117,13 +117,6 @@ def test_step_down_stops_claims_until_the_lease_is_won_again() -> None:
     leader.run_round()
     leader.step_down("LeaseLost")
     assert leader.token is None
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def test_the_status_callback_runs_in_the_lease_thread_after_every_round() -> None:
