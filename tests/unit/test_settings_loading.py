@@ -129,6 +129,15 @@ def test_toml_syntax_error_names_line_and_column(write_settings: Write) -> None:
             "schedule.bad name: invalid entry name",
         ),
         ("[queues.default]\ndefault = true\n[queues.other]\ndefault = true\n", "only one queue"),
+        (
+            "[app]\nimports = ['acme.tasks', 'acme tasks']\n",
+            "app.imports.1: 'acme tasks' is not a dotted Python module name",
+        ),
+        (  # a TOML basic string: the module name really ends in a newline
+            '[app]\nimports = ["acme.tasks\\n"]\n',
+            "is not a dotted Python module name",
+        ),
+        ("[app]\nimports = 'acme.tasks'\n", "app.imports: Input should be a valid list"),
     ],
 )
 def test_bad_input_names_table_and_field(write_settings: Write, body: str, expected: str) -> None:
