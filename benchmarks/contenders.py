@@ -1,9 +1,10 @@
 """The schedulers under test, each set up the way its users would, with N entries.
 
-Periodic (on SQLite and on PostgreSQL), stock `PersistentScheduler`, RedBeat and
-sqlalchemy-celery-beat (on SQLite). Periodic's PostgreSQL store is a database of its own per run
-(``periodic_bench_<tag>``) on the server named by ``PERIODIC_BENCH_POSTGRES_URL`` (an admin URL;
-default the local server), dropped afterwards.
+Periodic (on SQLite and on PostgreSQL), stock `PersistentScheduler`, RedBeat,
+sqlalchemy-celery-beat (on SQLite) and django-celery-beat (on PostgreSQL, see
+`benchmarks.django_beat`). Each PostgreSQL run gets a database of its own
+(``periodic_bench_<tag>``, ``djcb_bench_<tag>``) on the server named by
+``PERIODIC_BENCH_POSTGRES_URL`` (an admin URL; default the local server), dropped afterwards.
 
 Every contender gets its own Celery app on the benchmark broker, one durable queue, and N entries
 of the heartbeat task, either all due now (W1 burst) or none due for hours (W2 idle). Entries
@@ -35,6 +36,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy_celery_beat.models import IntervalSchedule, Period, PeriodicTask
 from sqlalchemy_celery_beat.session import SessionManager
 
+from benchmarks import django_beat
 from scheduling.celery.app import create_celery
 from scheduling.config.settings import (
     AppSettings,
@@ -276,6 +278,33 @@ def sqlalchemy_beat_populate(env: Env, n: int, due: bool, tag: str) -> None:
     engine.dispose()
 
 
+# --- django-celery-beat (PostgreSQL) ------------------------------------------------------
+
+
+def django_beat_populate(env: Env, n: int, due: bool, tag: str) -> None:
+    _postgres_admin(f'CREATE DATABASE "{django_beat.database_name(tag)}"')
+    django_beat.populate_in_child(
+        postgres_admin_url(), django_beat.database_name(tag), n, due, env.queue
+    )
+
+
+def django_beat_app(env: Env, n: int, due: bool, tag: str) -> Celery:
+    django_beat.configure(postgres_admin_url(), django_beat.database_name(tag))
+    app = stock_app(env, tag)
+    app.conf.update(result_expires=None, timezone="UTC")
+    return app
+
+
+def django_beat_cleanup(tag: str) -> None:
+    from django.conf import settings
+
+    if settings.configured:
+        from django.db import connections
+
+        connections.close_all()
+    _postgres_admin(f'DROP DATABASE IF EXISTS "{django_beat.database_name(tag)}" WITH (FORCE)')
+
+
 CONTENDERS = {
     "periodic": Contender(
         "Periodic DatabaseScheduler",
@@ -314,6 +343,13 @@ CONTENDERS = {
         "sqlalchemy_celery_beat.schedulers:DatabaseScheduler",
         sqlalchemy_beat_populate,
         sqlalchemy_beat_app,
+    ),
+    "django-beat": Contender(
+        "django-celery-beat (PostgreSQL)",
+        "django_celery_beat.schedulers:DatabaseScheduler",
+        django_beat_populate,
+        django_beat_app,
+        django_beat_cleanup,
     ),
 }
 

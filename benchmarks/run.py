@@ -3,7 +3,7 @@
 ``nox -s bench`` (or ``python -m benchmarks.run``). The broker is a throwaway local RabbitMQ node
 (``PERIODIC_BENCH_BROKER_URL`` to use another, never a shared production broker); RedBeat needs
 Redis on 127.0.0.1:6379 (database 15, keys under a unique prefix, deleted afterwards); Periodic's
-PostgreSQL runs need a server that lets the benchmark create databases
+and django-celery-beat's PostgreSQL runs need a server that lets the benchmark create databases
 (``PERIODIC_BENCH_POSTGRES_URL``, default the local one). ``--quick`` shrinks every size and the
 idle window for a smoke run. The load average is recorded with every figure: on a shared machine
 absolute figures drift, ratios within one run much less.
@@ -82,7 +82,8 @@ def main() -> None:
             results["w0"] = w0_ceilings(broker_url, burst)
             print(json.dumps(results["w0"], indent=1), flush=True)
             results["w1"] = []
-            for key in ("periodic", "periodic-pg", "redbeat", "persistent", "sqlalchemy-beat"):
+            contenders = ("periodic", "periodic-pg", "redbeat", "persistent", "sqlalchemy-beat")
+            for key in (*contenders, "django-beat"):
                 print(f"W1 burst {key} ...", flush=True)
                 cap = 120.0 if key in ("periodic", "periodic-pg", "redbeat") else stock_cap
                 row = {"key": key, **w1_burst(broker_url, workdir, key, burst, cap)}
@@ -90,8 +91,7 @@ def main() -> None:
                 results["w1"].append(row)
                 print(json.dumps(row), flush=True)
             results["w2"] = []
-            w2_keys = ("periodic", "periodic-pg", "redbeat", "persistent", "sqlalchemy-beat")
-            plan = [(key, size) for key in w2_keys for size in sizes]
+            plan = [(key, size) for key in (*contenders, "django-beat") for size in sizes]
             for key, size in plan:
                 print(f"W2 idle {key} {size} ...", flush=True)
                 row = {"key": key, **w2_idle(broker_url, workdir, key, size, window)}
@@ -99,10 +99,13 @@ def main() -> None:
                 results["w2"].append(row)
                 print(json.dumps(row), flush=True)
             results["w3"] = []
-            for key in ("periodic", "periodic-pg"):
+            for key in ("periodic", "periodic-pg", "django-beat"):
                 for size in (0, sizes[-1]):
                     print(f"W3 propagation {key} {size} ...", flush=True)
-                    row = w3_propagation(broker_url, workdir, size, 8 if quick else 20, key)
+                    # django-celery-beat takes seconds a sample (it polls every 5 s, then
+                    # reloads every entry): fewer samples keep the run short.
+                    samples = 8 if quick or key == "django-beat" else 20
+                    row = w3_propagation(broker_url, workdir, size, samples, key)
                     row["load1"] = os.getloadavg()[0]
                     results["w3"].append(row)
                     shown = {k: v for k, v in row.items() if k != "latencies"}

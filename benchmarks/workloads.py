@@ -16,6 +16,8 @@ W3  propagation: from a store write (a new entry due now) to its first message i
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import random
 import statistics
@@ -24,6 +26,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from celery import Celery
 from celery.beat import Service
 from kombu import Connection, Exchange, Producer, Queue
 
+from benchmarks import django_beat
 from benchmarks.contenders import (
     CONTENDERS,
     HEARTBEAT,
@@ -212,27 +216,30 @@ def w3_propagation(
     broker_url: str, workdir: Path, n: int, samples: int, key: str = "periodic"
 ) -> dict[str, Any]:
     contender = CONTENDERS[key]
-    queue = fresh_queue(broker_url, "w3", declare=False)
+    periodic = key.startswith("periodic")
+    queue = fresh_queue(broker_url, "w3", declare=not periodic)
     tag = new_tag()
     env = Env(broker_url, workdir, queue)
     contender.populate(env, n, False, tag)
     app = contender.app(env, n, False, tag)
     service, thread = run_service(app, contender.scheduler, workdir)
-    scheduler: Any = service.scheduler  # a DatabaseScheduler
+    scheduler: Any = service.scheduler
     latencies: list[float] = []
-    url = app.conf["periodic_settings"].app.database_url.get_secret_value()
-    with Store.open(url) as store, Connection(broker_url) as conn:
+    with contextlib.ExitStack() as stack, Connection(broker_url) as conn:
         channel = conn.channel()
-        wait_until_leading(store)
+        if periodic:
+            url = app.conf["periodic_settings"].app.database_url.get_secret_value()
+            create = periodic_writer(stack.enter_context(Store.open(url)), queue)
+        else:
+            create = functools.partial(django_beat.create_due_entry, queue=queue)
         for index in range(samples):
             time.sleep(random.uniform(0.0, 1.2))  # spread over the beat loop's sleep
             name = f"w3-{index}"
-            definition = ScheduleEntry(task=HEARTBEAT, every=HOUR, catchup="latest", queue=queue)
             started = time.perf_counter()
-            store.create_entry(name, definition, next_run_at=floor_hour(datetime.now(UTC)))
+            create(name)
             while True:
                 message = channel.basic_get(queue, no_ack=True)
-                if message is not None and message.headers.get("periodic_entry") == name:
+                if message is not None and sent_for(message) == name:
                     latencies.append(time.perf_counter() - started)
                     break
                 if time.perf_counter() - started > 30:
@@ -247,14 +254,31 @@ def w3_propagation(
     return {
         "key": key,
         "entries": n,
-        "sync_interval_s": scheduler.sync_interval,
-        "poll_s": scheduler.poll_interval,
+        "sync_interval_s": getattr(scheduler, "sync_interval", None),
+        "poll_s": getattr(scheduler, "poll_interval", None),
         "samples": len(ordered),
         "median_s": statistics.median(ordered),
         "p99_s": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
         "max_s": ordered[-1],
         "latencies": ordered,
     }
+
+
+def periodic_writer(store: Store, queue: str) -> Callable[[str], None]:
+    """A new entry due now, written through a second `Store` as the API does, once beat leads."""
+    wait_until_leading(store)
+    definition = ScheduleEntry(task=HEARTBEAT, every=HOUR, catchup="latest", queue=queue)
+
+    def create(name: str) -> None:
+        store.create_entry(name, definition, next_run_at=floor_hour(datetime.now(UTC)))
+
+    return create
+
+
+def sent_for(message: Any) -> str | None:
+    """The entry a message was sent for (django-celery-beat's entries set the same header)."""
+    entry = message.headers.get("periodic_entry")
+    return None if entry is None else str(entry)
 
 
 def wait_until_leading(store: Store, timeout: float = 120.0) -> None:
