@@ -24,6 +24,7 @@ from scheduling.broker.publisher import BatchPublishError, OutgoingRun
 from scheduling.broker.topology import QueueStatus
 from scheduling.config.bounds import definition_size
 from scheduling.config.compiler import CompiledEntry, compile_entry, expiry, resolve_queue
+from scheduling.config.loading import route_for
 from scheduling.config.registry import entry_task_problems
 from scheduling.config.secret_refs import secret_ref_problems
 from scheduling.config.settings import (
@@ -46,6 +47,7 @@ from scheduling.store import (
     EntryRecord,
     HistoryRecord,
     ManualRun,
+    QueueMatch,
     RunRecord,
     RunState,
     Store,
@@ -566,22 +568,25 @@ def list_entries(
     enabled: bool | None = None,
     queue: str | None = None,
 ) -> tuple[list[EntryRecord], str | None]:
-    """One page of entries by name, filtered; the cursor for the next page (None: last page)."""
-    page: list[EntryRecord] = []
-    cursor = after
-    while True:
-        batch = store.list_entries(after=cursor, limit=limit + 1, owner=source, enabled=enabled)
-        for record in batch[:limit]:
-            cursor = record.name
-            # The queue follows the definition and the settings' routes: decided here.
-            if queue is not None and resolve_queue(record.definition, settings) != queue:
-                continue
-            page.append(record)
-            if len(page) == limit:
-                more = len(batch) > limit or record is not batch[-1]
-                return page, record.name if more else None
-        if len(batch) <= limit:
-            return page, None
+    """One page of entries by name, filtered in SQL; the cursor for the next page (None: last).
+
+    The queue an entry's messages go to follows its definition, else the settings' routes: the
+    settings decide which of the (few) distinct tasks without a queue of their own land in
+    `queue`, and the store filters by that set.
+    """
+    match = None
+    if queue is not None:
+        routed = {
+            task
+            for task in store.unqueued_tasks()
+            if (route_for(task, settings.routes) or settings.default_queue) == queue
+        }
+        match = QueueMatch(queue, frozenset(routed))
+    batch = store.list_entries(
+        after=after, limit=limit + 1, owner=source, enabled=enabled, queue=match
+    )
+    page = batch[:limit]
+    return page, page[-1].name if len(batch) > limit else None
 
 
 def next_fire_times(

@@ -4,6 +4,7 @@ All SQL of the project lives in this package. Datetimes go in and come out as aw
 transient database faults raise `scheduling.errors.StoreError`, chained to their cause.
 """
 
+from scheduling.store.entries import QueueMatch
 from scheduling.store.history import HISTORY_ACTIONS, HistoryAction, HistoryRecord
 from scheduling.store.index import EntryIndexRow
 from scheduling.store.notify import ChangeSignal
@@ -41,6 +42,7 @@ __all__ = [
     "HistoryRecord",
     "LeaseRecord",
     "ManualRun",
+    "QueueMatch",
     "RunRecord",
     "RunState",
     "SlotClaim",

@@ -7,11 +7,13 @@ the next sync would silently undo them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, cast, func, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 
 from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import (
@@ -38,6 +40,16 @@ from scheduling.store.rows import (
     records_from_rows,
 )
 from scheduling.store.schema import entries
+
+
+@dataclass(frozen=True)
+class QueueMatch:
+    """The entries whose messages go to `queue`: those whose definition names it, and those
+    that name no queue and whose task is one of `routed_tasks` (the tasks the settings' routes,
+    or the default queue, send there; decided by the caller, which holds the settings)."""
+
+    queue: str
+    routed_tasks: frozenset[str]
 
 
 def config_owned_message(name: str) -> str:
@@ -80,6 +92,25 @@ class EntryOperations(ChangeFeed):
             found = conn.execute(select(entries.c.name).where(entries.c.name == name)).first()
         return found is not None
 
+    def _definition_field(self, field: str) -> ColumnElement[str]:
+        """A top-level field of the stored definition JSON, as text (NULL when absent)."""
+        extracted: ColumnElement[str]
+        if self._db.is_postgresql:
+            extracted = cast(entries.c.definition, JSONB)[field].astext
+        else:
+            extracted = func.json_extract(entries.c.definition, f"$.{field}")
+        return extracted
+
+    def unqueued_tasks(self) -> set[str]:
+        """The distinct tasks of entries whose definition names no queue (routes decide)."""
+        statement = (
+            select(self._definition_field("task"))
+            .where(self._definition_field("queue").is_(None))
+            .distinct()
+        )
+        with self._db.read() as conn:
+            return {str(task) for task in conn.execute(statement).scalars() if task is not None}
+
     def list_entries(
         self,
         *,
@@ -88,12 +119,18 @@ class EntryOperations(ChangeFeed):
         active: bool | None = None,
         owner: str | None = None,
         enabled: bool | None = None,
+        queue: QueueMatch | None = None,
     ) -> list[EntryRecord]:
         """A page ordered by name; pass the last name of a page as `after` for the next one.
 
-        Filters are SQL: `enabled` is the definition's flag, `active` also counts pauses.
+        Filters are SQL: `enabled` is the definition's flag, `active` also counts pauses,
+        `queue` reads the definition's queue and task out of its JSON.
         """
         statement = select(*ENTRY_COLUMNS).order_by(entries.c.name).limit(limit)
+        if queue is not None:
+            own = self._definition_field("queue")
+            routed = own.is_(None) & self._definition_field("task").in_(sorted(queue.routed_tasks))
+            statement = statement.where(or_(own == queue.queue, routed))
         if after is not None:
             statement = statement.where(entries.c.name > after)
         if owner is not None:

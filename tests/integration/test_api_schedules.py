@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduling.config.settings import ScheduleEntry, Settings
+from scheduling.operations import entries as operations
 from tests.support.api import (
     HEARTBEAT,
     READ,
@@ -178,6 +179,24 @@ def test_list_filters_by_source_enabled_and_queue(
     assert names(f"queue={queues['default']}&limit=1") == ["b-off"]
     assert problem_paths(client.get("/api/v1/schedules?limit=0", headers=READ)) == ["limit"]
     assert problem_paths(client.get("/api/v1/schedules?source=x", headers=READ)) == ["source"]
+
+
+def test_list_by_queue_follows_the_settings_routes(
+    client: FlaskClient, api_app: Flask, api_settings: Settings
+) -> None:
+    """The queue filter runs in SQL, yet a route (a glob, first match wins) decides the queue
+    of an entry that names none, as it does for its messages."""
+    queues = queue_names(api_settings)
+    create(client, "a-own", queue=queues["low"])
+    create(client, "b-routed")
+    routed = api_settings.model_copy(update={"routes": {"scheduling.tasks.heart*": queues["low"]}})
+    store = services(api_app).store
+    page, cursor = operations.list_entries(store, routed, queue=queues["low"], limit=1)
+    assert ([record.name for record in page], cursor) == (["a-own"], "a-own")
+    page, cursor = operations.list_entries(store, routed, queue=queues["low"], after="a-own")
+    assert ([record.name for record in page], cursor) == (["b-routed"], None)
+    unrouted, _ = operations.list_entries(store, api_settings, queue=queues["low"])
+    assert [record.name for record in unrouted] == ["a-own"]
 
 
 def test_put_replaces_and_creates(client: FlaskClient) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import ConfigOwnedEntry, EntryExists, EntryNotFound, StoreError
-from scheduling.store import SCHEMA_VERSION, RunState, SlotClaim, Store
+from scheduling.store import SCHEMA_VERSION, QueueMatch, RunState, SlotClaim, Store
 from scheduling.store import rows as store_rows
 from tests.support.store_lookups import stored_entry
 
@@ -209,6 +209,30 @@ def test_list_entries_filters_by_owner_and_activity(store: Store) -> None:
     assert names(active=False) == ["api-paused", "config-disabled"]
     assert names(owner="config") == ["config-disabled", "config-on"]
     assert names(owner="api", active=False) == ["api-paused"]
+
+
+def test_list_entries_filters_by_queue_in_sql(store: Store) -> None:
+    report = "acme.reports.send"
+    store.create_entry(
+        "own-high", EVERY_MINUTE.model_copy(update={"queue": "high"}), next_run_at=T0
+    )
+    store.create_entry("routed", ScheduleEntry(task=report, every="1m"), next_run_at=T0)
+    store.create_entry("defaulted", EVERY_MINUTE, next_run_at=T0)
+    store.create_entry(
+        "own-low", ScheduleEntry(task=report, every="1m", queue="low"), next_run_at=T0
+    )
+
+    assert store.unqueued_tasks() == {report, EVERY_MINUTE.task}
+
+    def names(queue: str, *routed: str) -> list[str]:
+        match = QueueMatch(queue, frozenset(routed))
+        return [entry.name for entry in store.list_entries(queue=match)]
+
+    assert names("high", report) == ["own-high", "routed"]
+    assert names("high") == ["own-high"]
+    assert names("low") == ["own-low"]
+    assert names("default", EVERY_MINUTE.task) == ["defaulted"]
+    assert names("nowhere", "no.such.task") == []
 
 
 def test_all_entries_streams_every_row_in_name_order_across_batches(
