@@ -53,6 +53,7 @@ __all__ = [
     "ScheduleValidationError",
     "SchedulingError",
     "SecretNotFound",
+    "SecretWithheld",
     "StoreError",
     "TaskError",
     "TransientError",
@@ -153,6 +154,11 @@ class DeliveryLimitExceeded(TaskError):
 
 class SecretNotFound(TaskError):
     """A ``{"$secret": NAME}`` argument names a secret this worker does not have (by name only)."""
+
+
+class SecretWithheld(TaskError):
+    """Stands in for a task's exception whose message showed a resolved secret and could not
+    be masked (its class builds the message itself); names the class, never the value."""
 
 
 class MailUnavailable(TransientError):

@@ -36,9 +36,9 @@ from celery.exceptions import Ignore, Reject
 
 from scheduling.celery.appsettings import SETTINGS_KEY, settings_of
 from scheduling.celery.ledger import LEDGER_NOTE, LedgerNote
-from scheduling.celery.secrets import SecretSource
+from scheduling.celery.secrets import SecretSource, withhold_secrets
 from scheduling.celery.worker_state import store_for
-from scheduling.config.secret_refs import has_secret_refs, resolve_secrets
+from scheduling.config.secret_refs import has_secret_refs, resolve_secrets, secret_names
 from scheduling.config.settings import WorkerSettings
 from scheduling.errors import DeliveryLimitExceeded, StoreError, TransientError
 from scheduling.store import RunRecord, RunState
@@ -181,11 +181,23 @@ class PeriodicTask(Task):  # type: ignore[type-arg]
         return source
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if has_secret_refs(args) or has_secret_refs(kwargs):
-            # Resolved here, after the message was logged and recorded: only names travel.
-            values = self._secrets().values()
-            args = tuple(resolve_secrets(list(args), values))
-            kwargs = resolve_secrets(kwargs, values)
+        if not (has_secret_refs(args) or has_secret_refs(kwargs)):
+            return self._call(*args, **kwargs)
+        # Resolved here, after the message was logged and recorded: only names travel.
+        values = self._secrets().values()
+        names = secret_names(args) | secret_names(kwargs)
+        args = tuple(resolve_secrets(list(args), values))
+        kwargs = resolve_secrets(kwargs, values)
+        used = [values[name] for name in names]
+        try:
+            return self._call(*args, **kwargs)
+        except BaseException as error:
+            withheld = withhold_secrets(error, used)
+            if withheld is not error:
+                raise withheld from None
+            raise
+
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
         except self.transient_errors as error:

@@ -66,6 +66,22 @@ def has_secret_refs(value: Any) -> bool:
     return False
 
 
+def secret_names(value: Any) -> set[str]:
+    """The names `value`'s ``{"$secret": NAME}`` references ask for."""
+    name = _ref_name(value)
+    if name is not None:
+        return {name}
+    children: Any = ()
+    if isinstance(value, dict):
+        children = value.values()
+    elif isinstance(value, list | tuple):
+        children = value
+    found: set[str] = set()
+    for child in children:
+        found |= secret_names(child)
+    return found
+
+
 def resolve_secrets(value: Any, secrets: Mapping[str, str]) -> Any:
     """`value` with every ``{"$secret": NAME}`` replaced by the secret (a new structure)."""
     name = _ref_name(value)

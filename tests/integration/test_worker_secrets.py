@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduling.celery.secrets import MASK
 from scheduling.store import RunState
 from tests.support.worker_stage import WorkerStage, worker_stage
 
@@ -56,3 +57,21 @@ def test_an_unknown_secret_fails_the_run_naming_it_but_no_value(
     assert "NOT_SET_ANYWHERE" in (run.error_message or "")
     assert "PERIODIC_SECRET_NOT_SET_ANYWHERE" in (run.error_message or "")
     assert run.retries == 0
+
+
+@pytest.mark.parametrize("transient", [False, True], ids=["failure", "retries"])
+def test_an_exception_showing_a_secret_reaches_no_record(
+    stage: WorkerStage, transient: bool
+) -> None:
+    """The body raises with the value in its message (and its cause's): the ledger, the run's
+    retries and the worker's log (checked when the module's worker stops) show the mask."""
+    task_id = stage.send(
+        "tests.support.worker_tasks.fail_showing",
+        "default",
+        kwargs={"token": {"$secret": "WEBHOOK_TOKEN"}, "transient": transient},
+    )
+    run = stage.wait_for_run(task_id, {RunState.FAILED}, timeout=60)
+    assert run.error_type == ("TransientError" if transient else "ValueError")
+    assert run.error_message == f"the service said {503 if transient else 401} to {MASK}"
+    assert run.retries == (3 if transient else 0)
+    assert TOKEN.split()[1] not in repr(run)

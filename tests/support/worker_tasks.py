@@ -51,6 +51,17 @@ def fail_with(path: str, secret: str) -> None:
     raise ValueError("the report could not be built")
 
 
+@shared_task(name="tests.support.worker_tasks.fail_showing")
+def fail_showing(token: str, transient: bool) -> None:
+    """A body that puts the secret it was given into its exception (and the cause's)."""
+    try:
+        raise LookupError(f"no account for {token}")
+    except LookupError as cause:
+        if transient:
+            raise TransientError(f"the service said 503 to {token}") from cause
+        raise ValueError(f"the service said 401 to {token}") from cause
+
+
 @shared_task(name="tests.support.worker_tasks.flaky")
 def flaky(path: str, failures: int) -> str:
     """Fail transiently `failures` times, then succeed."""
