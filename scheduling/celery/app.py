@@ -97,12 +97,22 @@ def _integrate(app: Celery, settings: Settings | None) -> None:
     connect_ledger(app)
 
 
+class SettingsExit(SystemExit):
+    """Unusable Periodic settings met while Celery configures itself: ends a Celery command
+    (worker, beat) with the message alone, and carries the `ConfigError` for callers that are not
+    a command (the Flask extension raises `error` instead)."""
+
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__(f"periodic: {error}")
+        self.error = error
+
+
 def _lazy_config(app: Celery) -> Callable[[], dict[str, Any]]:
     def load() -> dict[str, Any]:
         try:
             settings, source = ensure_settings(app)
         except ConfigError as error:
-            raise SystemExit(f"periodic: {error}") from None
+            raise SettingsExit(error) from None
         return celery_config(settings, source)
 
     return load

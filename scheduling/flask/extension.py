@@ -29,7 +29,7 @@ import logging
 from celery import Celery
 from flask import Flask
 
-from scheduling.celery.app import create_celery
+from scheduling.celery.app import SettingsExit, create_celery
 from scheduling.celery.appsettings import FILE_KEY, SETTINGS_KEY, ensure_settings
 from scheduling.config.imports import import_task_modules
 from scheduling.config.loading import load_settings, settings_path
@@ -75,14 +75,19 @@ class Periodic:
         prefix = (self.url_prefix if url_prefix is None else url_prefix).rstrip("/")
         if prefix and not prefix.startswith("/"):
             raise ValueError(f"url_prefix must start with '/': {prefix!r}")
-        settings, source = self._settings(app)
-        if settings.app.log_format == "json":
-            _json_logs(app)
-        import_task_modules(settings, source)
-        celery = self.celery if self.celery is not None else create_celery(settings, source)
-        # What a worker imports at start (the app's ``include`` and ``imports``), so that API
-        # writes and CLI checks see the same registry as the workers.
-        celery.loader.import_default_modules()
+        try:
+            settings, source = self._settings(app)
+            if settings.app.log_format == "json":
+                _json_logs(app)
+            import_task_modules(settings, source)
+            celery = self.celery if self.celery is not None else create_celery(settings, source)
+            # What a worker imports at start (the app's ``include`` and ``imports``), so that
+            # API writes and CLI checks see the same registry as the workers.
+            celery.loader.import_default_modules()
+        except SettingsExit as exit_:
+            # A team's Celery app configured itself from its own settings file and failed:
+            # raised as the error it is, not as the exit a Celery command would make of it.
+            raise exit_.error from None
         services = Services(settings, celery, url_prefix=prefix, source=source)
         services.init_app(app)
         app.register_blueprint(health, url_prefix=prefix or None)

@@ -22,9 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery import Celery
 from flask import Flask
 from flask.testing import FlaskClient
 
+from scheduling.celery import init_celery
+from scheduling.errors import ConfigError
+from scheduling.flask import Periodic
 from scheduling.store import RunRecord, RunState, Store
 from tests.support.processes import ManagedProcess, clean_env
 from tests.support.worker_stage import unique_queues
@@ -251,6 +255,23 @@ def test_a_dash_s_beat_without_a_settings_file_says_which_file_is_missing(
 
 
 # --- 3. the team's own Flask app with the extension ------------------------------------------
+
+
+def test_a_teams_celery_app_with_a_bad_settings_file_fails_the_extension_naming_file_and_field(
+    tmp_path: Path,
+) -> None:
+    """Celery reads the file lazily and a Celery command exits with the message; the Flask
+    extension, which is no command, raises the `ConfigError` itself."""
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[app]\ntimezone = "Mars/Olympus"\n', encoding="utf-8")
+    team_celery = Celery("acme-broken", set_as_current=False)
+    init_celery(team_celery)
+    app = Flask("acme-broken")
+    app.config["PERIODIC_SETTINGS"] = str(settings)
+    with pytest.raises(ConfigError) as raised:
+        Periodic(app, celery=team_celery)
+    assert str(settings) in str(raised.value)
+    assert "app.timezone" in str(raised.value)
 
 
 @pytest.fixture(scope="module")
