@@ -29,6 +29,7 @@ from scheduling.config.compiler import (
     CompiledEntry,
     compile_entries,
     compile_entry,
+    dead_letter_type,
     resolve_queue,
 )
 from scheduling.config.imports import import_task_modules
@@ -556,6 +557,7 @@ def status(settings_file: Path | None, as_json: bool) -> None:
             rows = [
                 {
                     **vars(queue_status(connection, str(q.name))),
+                    "type": _queue_type(settings, str(q.name)),
                     "priority": _priority(settings, str(q.name)),
                 }
                 for q in topology(settings)
@@ -566,7 +568,13 @@ def status(settings_file: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows))
     else:
-        print_table(rows, ["name", "priority", "exists", "messages", "consumers"])
+        print_table(rows, ["name", "type", "priority", "exists", "messages", "consumers"])
+
+
+def _queue_type(settings: Settings, name: str) -> str:
+    """A declared queue's type; the dead-letter queues follow the task queues'."""
+    declared = settings.queues.get(name)
+    return declared.type if declared else dead_letter_type(settings)
 
 
 def _priority(settings: Settings, name: str) -> int | None:

@@ -31,6 +31,7 @@ from scheduling.config.settings import (
     ENTRY_NAME,
     SCHEDULE_KINDS,
     SOLAR_PLACE,
+    QueueType,
     ScheduleEntry,
     Settings,
 )
@@ -654,6 +655,7 @@ class RoutedEntries:
 @dataclass(frozen=True)
 class QueueView:
     name: str
+    type: QueueType
     priority: int
     default: bool
     max_priority: int | None
@@ -677,6 +679,7 @@ def queue_views(
         views.append(
             QueueView(
                 name=name,
+                type=declared.type,
                 priority=declared.priority,
                 default=name == settings.default_queue,
                 max_priority=declared.max_priority,

@@ -64,7 +64,7 @@ def test_queues_report_priority_depth_consumers_and_unattended_entries(
     queues = queues_by_name(client)
     assert list(queues) == list(api_settings.queues)
     high = queues[names["high"]]
-    assert high["priority"] == 9
+    assert (high["priority"], high["type"]) == (9, "classic")
     assert high["exists"] is True
     assert (high["messages"], high["consumers"], high["routed_entries"]) == (0, 0, 0)
     assert high["unattended"] is False

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from kombu import Connection
 
+from project.app import create_app
 from project.devtools.localbroker import LocalRabbitNode, rabbitmq_server_available
 from scheduling.broker.publisher import ConfirmedPublisher
 from scheduling.broker.topology import declare_topology, declarer, queue_status
@@ -22,6 +24,8 @@ from scheduling.config.compiler import queue_arguments
 from scheduling.config.loading import load_settings
 from scheduling.config.settings import Settings
 from scheduling.errors import ConfigError
+from scheduling.flask.cli import queues
+from tests.support.api import READ, make_settings
 from tests.support.records import outgoing_runs
 
 pytestmark = pytest.mark.integration
@@ -79,6 +83,32 @@ def test_a_quorum_queue_is_declared_with_its_limit_and_takes_confirmed_messages(
         assert queue_status(connection, queue).messages == 10
     assert queues["periodic.dead"]["type"] == "quorum"
     assert queues["periodic.dead.ledger"]["type"] == "quorum"
+
+
+def test_the_cli_and_the_api_say_which_queues_are_quorum(
+    tmp_path: Path, node: LocalRabbitNode
+) -> None:
+    queue = f"qq-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "settings.toml"
+    database = f'[app]\ndatabase_url = "sqlite:///{tmp_path / "periodic.db"}"\n'
+    path.write_text(database + SETTINGS.format(url=node.url, queue=queue, queue_type="quorum"))
+    runner = CliRunner()
+    assert runner.invoke(queues, ["declare", "--settings", str(path)]).exit_code == 0
+    shown = runner.invoke(queues, ["status", "--json", "--settings", str(path)])
+    assert shown.exit_code == 0, shown.output
+    types = {row["name"]: row["type"] for row in json.loads(shown.output)}
+    assert types == {queue: "quorum", "periodic.dead": "quorum", "periodic.dead.ledger": "quorum"}
+
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'periodic.db'}",
+        node.url,
+        queues={queue: {"type": "quorum", "default": True}},
+    )
+    listed = create_app(settings).test_client().get("/api/v1/queues", headers=READ)
+    assert listed.status_code == 200, listed.get_json()
+    assert [(item["name"], item["type"]) for item in listed.get_json()["items"]] == [
+        (queue, "quorum")
+    ]
 
 
 def test_changing_a_queues_type_is_refused_until_it_is_drained_and_deleted(

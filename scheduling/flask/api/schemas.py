@@ -299,6 +299,9 @@ class RunAccepted(ApiModel):
 
 class QueueOut(ApiModel):
     name: str
+    type: Literal["classic", "quorum"] = Field(
+        description="classic: on one node; quorum: replicated on the cluster (Raft)."
+    )
     priority: int
     default: bool
     max_priority: int | None
@@ -470,6 +473,7 @@ def schedule_body(view: EntryView) -> dict[str, Any]:
 def queue_body(view: QueueView) -> dict[str, Any]:
     return {
         "name": view.name,
+        "type": view.type,
         "priority": view.priority,
         "default": view.default,
         "max_priority": view.max_priority,
