@@ -484,3 +484,19 @@ def test_record_delivery_counts_per_task_id(store: Store) -> None:
     store.purge_runs(datetime.now(UTC) + timedelta(seconds=1))
 
     assert store.record_delivery("task-a") == 1
+
+
+def test_hourly_counts_tell_late_successes_apart(store: Store, lease: LeaseRecord) -> None:
+    """The dashboard's 24-hour strip: a success dispatched past the threshold counts as late."""
+    claim(store, lease, [slot("ping", 0), slot("ping", 1), slot("ping", 2)])
+    lags = {0: 2, 1: 90, 2: 90}  # seconds from slot to dispatch
+    for index, lag in lags.items():
+        store.mark_dispatched([f"ping-{index}"], T0 + index * MINUTE + timedelta(seconds=lag))
+    for index, state in ((0, RunState.SUCCEEDED), (1, RunState.SUCCEEDED), (2, RunState.FAILED)):
+        store.record_run_finished(f"ping-{index}", state, T0 + 5 * MINUTE)
+
+    late = store.hourly_run_counts(["ping"], T0 - MINUTE, late_after=timedelta(seconds=30))
+    plain = store.hourly_run_counts(["ping"], T0 - MINUTE)
+
+    assert late == {"ping": {"2026-03-01 08": {"succeeded": 1, "late": 1, "failed": 1}}}
+    assert plain == {"ping": {"2026-03-01 08": {"succeeded": 2, "failed": 1}}}

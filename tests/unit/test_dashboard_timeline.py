@@ -74,3 +74,10 @@ def test_day_strip_keeps_the_worst_outcome_per_hour() -> None:
     assert cells[0].x == 0
     assert cells[1].x == DAY_WIDTH * 23 / 24
     assert "51 run(s)" in cells[1].title
+
+
+def test_day_strip_shows_an_hour_of_late_successes_as_late() -> None:
+    now = datetime(2026, 6, 2, 9, 30, tzinfo=UTC)
+    cells = day_strip({"2026-06-02 09": {"succeeded": 5, "late": 2}}, now)
+    assert [cell.outcome for cell in cells] == ["late"]
+    assert "2 late" in cells[0].title

@@ -126,7 +126,9 @@ def load_overview(
     records = store.list_entries(after=after, limit=limit + 1)
     page, more = records[:limit], len(records) > limit
     views = entry_views(store, settings, page, now)
-    counts = store.hourly_run_counts([record.name for record in page], now - DAY)
+    counts = store.hourly_run_counts(
+        [record.name for record in page], now - DAY, late_after=settings.beat.lag_alert
+    )
     return Overview(
         entries=views,
         next_cursor=page[-1].name if more and page else None,
