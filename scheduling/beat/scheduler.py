@@ -132,7 +132,10 @@ class DatabaseScheduler(Scheduler):
         self.leadership: Leadership | None = None
         self.dispatcher: Dispatcher | None = None
         self.watcher: SettingsWatcher | None = None
-        self.store_outage = Outage("store", logger)
+        self.store_outage = Outage(
+            "store", logger, on_down=self._store_down, on_back=self._store_back
+        )
+        self._store_outage_began: datetime | None = None
         self.broker_outage = Outage(
             "broker", logger, on_down=self._broker_down, on_back=self._broker_back
         )
@@ -317,6 +320,22 @@ class DatabaseScheduler(Scheduler):
         except StoreError:
             logger.debug("broker outage end not recorded: the store did not answer")
 
+    def _store_down(self) -> None:
+        if self._store_outage_began is None:
+            self._store_outage_began = datetime.now(UTC)
+
+    def _store_back(self) -> None:
+        """Record the database outage this beat rode out, whole, now that the store answers."""
+        began, self._store_outage_began = self._store_outage_began, None
+        if began is None or self.store is None:
+            return
+        try:
+            self.store.outage_ended(
+                None, datetime.now(UTC), dependency="database", beat_id=self.beat_id, began=began
+            )
+        except StoreError:
+            logger.debug("database outage not recorded: the store did not answer again")
+
     # --- the tick -----------------------------------------------------------------------
 
     def _tick(self) -> float:
@@ -331,6 +350,10 @@ class DatabaseScheduler(Scheduler):
             if token is not None:
                 self._lead(token, mono)
         except StoreError as error:
+            if not self.store_outage.down:
+                # It began when this attempt did: a locked store fails after its busy timeout.
+                lasted = timedelta(seconds=time.monotonic() - mono)
+                self._store_outage_began = datetime.now(UTC) - lasted
             self.store_outage.failed(error)
             return self._delay(mono, None)
         if self.leadership is None or not self.leadership.store_failing:

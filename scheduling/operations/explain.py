@@ -2,8 +2,8 @@
 
 Built only from what the store recorded, never guessed: the run ledger (the slot's row and
 its state), the entry's history (created, paused, resumed, deleted, by whom and when), the
-leadership terms (which beat led when) and the broker outages the leader recorded. The answer
-names one reason code:
+leadership terms (which beat led when) and the broker and database outages beat recorded. The
+answer names one reason code:
 
 ======================  =================================================================
 ``dispatched``          sent to the broker: task id, lag, outcome so far (runtime, error)
@@ -13,10 +13,11 @@ names one reason code:
 ``skipped_overlap``     ``overlap = "skip"`` and the previous run was still unfinished
 ``missed``              recorded missed; ``rule`` says which catch-up rule dropped it
                         (``misfire_grace``, ``catchup_latest``, ``catchup_skip``,
-                        ``max_catchup``) and ``cause`` why it was late (``beat_down``: no
-                        beat led then; ``broker_down``: the leader recorded a broker
-                        outage then; ``leader_could_not_dispatch``: neither, so the
-                        database or the beat itself did not keep up)
+                        ``max_catchup``) and ``cause`` why it was late
+                        (``database_down``: beat recorded a database outage then;
+                        ``beat_down``: no beat led then; ``broker_down``: the leader
+                        recorded a broker outage then; ``leader_could_not_dispatch``:
+                        none of these, so the beat itself did not keep up)
 ``not_yet_due``         the slot is in the future
 ``due``                 due, not yet dispatched (within the last minute, a leader is on it)
 ``beat_down``           no ledger row and no beat led at the slot's time
@@ -221,6 +222,16 @@ def _lateness_cause(store: Store, slot: datetime) -> dict[str, Any]:
     first = store.first_lease_term_at()
     if first is None or first > slot:
         return {"cause": None, "why": "no leadership record reaches back that far."}
+    database = store.outages_at("database", slot)
+    if database:
+        began, ended = database[0].started_at, database[-1].ended_at
+        return {
+            "cause": "database_down",
+            "database_down_from": _iso_utc(began),
+            "database_down_until": _iso_utc(ended),
+            "why": f"the database did not answer beat from {_text(began)}"
+            + (f" to {_text(ended)}." if ended else " on."),
+        }
     gap = _leaderless_at(store, slot)
     if gap is not None:
         return {
@@ -242,8 +253,8 @@ def _lateness_cause(store: Store, slot: datetime) -> dict[str, Any]:
         }
     return {
         "cause": "leader_could_not_dispatch",
-        "why": "a beat led and no broker outage was recorded: the database (or the beat"
-        " itself) did not keep up.",
+        "why": "a beat led and no broker or database outage was recorded: the beat did not"
+        " keep up.",
     }
 
 

@@ -1,7 +1,9 @@
-"""Broker outages as the leading beat saw them: when dispatching stopped and started again.
+"""Broker and database outages as beat saw them: when dispatching stopped and started again.
 
 Beat writes a row when the broker first fails and closes it when the broker answers again (the
-store is usually fine while the broker is down). "Why did this slot not run?" then names the
+store is usually fine while the broker is down); a database outage is written whole when the
+database answers again (dependency ``"database"``, from beat's first failed tick to its first
+good one). "Why did this slot not run?" then names the
 outage instead of guessing. An outage whose start could not be written (the store was down
 too) is written whole when it ends; one still open has no `ended_at`.
 """

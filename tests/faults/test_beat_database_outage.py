@@ -6,7 +6,8 @@ is locked" rather than merely waiting. Two 1-second entries differ in their catc
 have a misfire_grace longer than the outage. Afterwards: beat never exited, logged the outage
 and the recovery once each (not once per tick), sent every `all` slot of the outage window
 exactly once (task ids counted in the queue, not taken from beat), recorded the `latest` slots
-it did not send as missed, and the ledger holds one row for every slot of both entries.
+it did not send as missed, the ledger holds one row for every slot of both entries, and
+"why did this slot not run?" names the database outage.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pytest
 
 from scheduling.config.compiler import compile_entries
 from scheduling.config.loading import load_settings
+from scheduling.operations.explain import explain_slot
 from scheduling.store import RunRecord, RunState, Store
 from scheduling.store.database import SQLITE_BUSY_TIMEOUT_MS
 from scheduling.timing.timetables import Timetable
@@ -185,6 +187,12 @@ def ride_out(
         assert all(counts[run.task_id] <= 1 for run in latest)
         assert not any(counts[run.task_id] for run in missed), "a missed slot was sent"
         assert up_at - down_at >= timedelta(seconds=HOLD)
+        # Beat recorded the outage once the database answered: explain names it.
+        middle = missed[len(missed) // 2].scheduled_for
+        answer = explain_slot(
+            store, load_settings(settings), "db-latest", middle, datetime.now(UTC)
+        )
+        assert (answer.reason, answer.facts["cause"]) == ("missed", "database_down"), answer
     finally:
         beat.stop()
         store.close()

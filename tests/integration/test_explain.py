@@ -294,6 +294,21 @@ def test_missed_while_the_broker_was_down(store: Store) -> None:
     assert answer.facts["broker_down_until"] == _z(slot + HOUR)
 
 
+def test_missed_while_the_database_was_down(store: Store) -> None:
+    """Recorded whole once the database answered again; named before the lapsed lease."""
+    store.create_entry("e", hourly(catchup="latest"), next_run_at=None)
+    slot = T0 + 5 * HOUR
+    lease = lead(store, "beat-a", slot - 2 * HOUR, timedelta(minutes=30))
+    store.outage_ended(None, slot + HOUR, dependency="database", beat_id="beat-a", began=slot)
+    claim(store, lease, "e", slot, RunState.MISSED)
+
+    answer = explain(store, "e", slot)
+
+    assert (answer.reason, answer.facts["cause"]) == ("missed", "database_down")
+    assert answer.facts["database_down_from"] == _z(slot)
+    assert answer.facts["database_down_until"] == _z(slot + HOUR)
+
+
 def test_unconfirmed_past_the_grace_is_a_grace_miss(store: Store) -> None:
     store.create_entry("e", hourly(misfire_grace=HOUR, catchup="all"), next_run_at=None)
     lease = lead(store, "beat-a", T0, timedelta(days=1))
