@@ -222,39 +222,39 @@ def _lateness_cause(store: Store, slot: datetime) -> dict[str, Any]:
     first = store.first_lease_term_at()
     if first is None or first > slot:
         return {"cause": None, "why": "no leadership record reaches back that far."}
-    database = store.outages_at("database", slot)
-    if database:
-        began, ended = database[0].started_at, database[-1].ended_at
-        return {
-            "cause": "database_down",
-            "database_down_from": _iso_utc(began),
-            "database_down_until": _iso_utc(ended),
-            "why": f"the database did not answer beat from {_text(began)}"
-            + (f" to {_text(ended)}." if ended else " on."),
-        }
+    database = _outage(store, "database", slot, "the database did not answer beat")
+    if database is not None:
+        return database
     gap = _leaderless_at(store, slot)
     if gap is not None:
-        return {
-            "cause": "beat_down",
-            "leaderless_from": _iso_utc(gap[0]),
-            "leaderless_until": _iso_utc(gap[1]),
-            "why": f"no beat led from {_text(gap[0])}"
-            + (f" to {_text(gap[1])}." if gap[1] else " on."),
-        }
-    broker = store.outages_at("broker", slot)
-    if broker:
-        began, ended = broker[0].started_at, broker[-1].ended_at
-        return {
-            "cause": "broker_down",
-            "broker_down_from": _iso_utc(began),
-            "broker_down_until": _iso_utc(ended),
-            "why": f"the broker was unreachable from {_text(began)}"
-            + (f" to {_text(ended)}." if ended else " on."),
-        }
+        return _stretch("beat_down", "leaderless", *gap, "no beat led")
+    broker = _outage(store, "broker", slot, "the broker was unreachable")
+    if broker is not None:
+        return broker
     return {
         "cause": "leader_could_not_dispatch",
         "why": "a beat led and no broker or database outage was recorded: the beat did not"
         " keep up.",
+    }
+
+
+def _outage(store: Store, dependency: str, slot: datetime, what: str) -> dict[str, Any] | None:
+    """``<dependency>_down`` when beat recorded an outage of it around `slot`."""
+    recorded = store.outages_at(dependency, slot)
+    if not recorded:
+        return None
+    cause = f"{dependency}_down"
+    return _stretch(cause, cause, recorded[0].started_at, recorded[-1].ended_at, what)
+
+
+def _stretch(
+    cause: str, prefix: str, began: datetime, ended: datetime | None, what: str
+) -> dict[str, Any]:
+    return {
+        "cause": cause,
+        f"{prefix}_from": _iso_utc(began),
+        f"{prefix}_until": _iso_utc(ended),
+        "why": f"{what} from {_text(began)}" + (f" to {_text(ended)}." if ended else " on."),
     }
 
 
