@@ -13,12 +13,13 @@ Its own blueprint, sharing the dashboard's sign-in, CSRF check and security head
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import (
     ConfigOwnedEntry,
     EntryExists,
@@ -98,6 +99,49 @@ def _preview_of(result: FormResult) -> Preview | None:
         return None
 
 
+def _form_again(
+    mode: str, values: dict[str, str], result: FormResult, name: str = ""
+) -> ResponseReturnValue:
+    """The form page again, for a post that asks for a preview or has problems."""
+    return _render(
+        mode=mode,
+        name=name,
+        values=values,
+        problems=result.problems,
+        shown=_preview_of(result),
+        status=422 if result.problems else 200,
+    )
+
+
+async def _write(
+    write: Callable[..., object], name: str, definition: ScheduleEntry, who: str
+) -> dict[str, list[str]]:
+    """`write` (create or replace) through the operations; the problems to show (none: saved).
+
+    Refusals that are no field's problem (not found, declared in settings.toml, a name taken)
+    are raised for the view to answer.
+    """
+    services = current_services()
+    problems: dict[str, list[str]] = {}
+    try:
+        await run_blocking(
+            write,
+            services.store,
+            services.settings,
+            services.registry,
+            name,
+            definition,
+            utc_now(),
+            who,
+        )
+    except InvalidEntry as error:
+        for problem in error.problems:
+            add_problem(problems, problem)
+    except StoreError:
+        add_problem(problems, FieldProblem("", "The store cannot be reached; nothing was saved."))
+    return problems
+
+
 @editor.get("/new")
 async def new_entry() -> ResponseReturnValue:
     refused = may_act()
@@ -121,36 +165,13 @@ async def save_new_entry() -> ResponseReturnValue:
     values = _form()
     result = parse_form(values)
     if request.form.get("action") == "preview" or result.definition is None:
-        status = 422 if result.problems else 200
-        return _render(
-            mode="create",
-            values=values,
-            problems=result.problems,
-            shown=_preview_of(result),
-            status=status,
-        )
-    services = current_services()
+        return _form_again("create", values, result)
     who = actor()
-    definition = result.definition
-    problems: dict[str, list[str]] = {}
     try:
-        await run_blocking(
-            operations.create_entry,
-            services.store,
-            services.settings,
-            services.registry,
-            result.name,
-            definition,
-            utc_now(),
-            who,
-        )
-    except InvalidEntry as error:
-        for problem in error.problems:
-            add_problem(problems, problem)
+        problems = await _write(operations.create_entry, result.name, result.definition, who)
     except EntryExists as error:
+        problems = {}
         add_problem(problems, FieldProblem("name", str(error)))
-    except StoreError:
-        add_problem(problems, FieldProblem("", "The store cannot be reached; nothing was saved."))
     if problems:
         return _render(mode="create", values=values, problems=problems, status=422)
     logger.info("dashboard: %s created %s", who, result.name)
@@ -180,39 +201,15 @@ async def update_entry(name: str) -> ResponseReturnValue:
     values = {**_form(), "name": name}
     result = parse_form(values)
     if request.form.get("action") == "preview" or result.definition is None:
-        status = 422 if result.problems else 200
-        return _render(
-            mode="edit",
-            name=name,
-            values=values,
-            problems=result.problems,
-            shown=_preview_of(result),
-            status=status,
-        )
-    services = current_services()
+        return _form_again("edit", values, result, name)
     who = actor()
-    problems: dict[str, list[str]] = {}
     try:
-        await run_blocking(
-            operations.replace_entry,
-            services.store,
-            services.settings,
-            services.registry,
-            name,
-            result.definition,
-            utc_now(),
-            who,
-        )
-    except InvalidEntry as error:
-        for problem in error.problems:
-            add_problem(problems, problem)
+        problems = await _write(operations.replace_entry, name, result.definition, who)
     except EntryNotFound:
         return _missing(name)
     except ConfigOwnedEntry:
         flash(f"{name} is declared in settings.toml; change it there.", "error")
         return redirect(url_for("periodic.entry", name=name))
-    except StoreError:
-        add_problem(problems, FieldProblem("", "The store cannot be reached; nothing was saved."))
     if problems:
         return _render(mode="edit", name=name, values=values, problems=problems, status=422)
     logger.info("dashboard: %s changed %s", who, name)
