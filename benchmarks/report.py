@@ -198,15 +198,22 @@ def markdown(results: dict[str, Any]) -> str:
         "can take to reach them; sqlalchemy-celery-beat and django-celery-beat wake every 5 s "
         "(django-celery-beat reads its change marker then). Start-up is the "
         "scheduler's construction plus its first tick (Periodic: sync, lease, streaming every "
-        "entry's due-index row into the heap). RSS growth is measured in a fresh process.",
+        "entry's due-index row into the heap). *Ticks per s* and *median tick CPU* are the "
+        "beat loop's own `tick()` calls in the window, each measured (CPU time of the loop's "
+        "thread) as the loop makes it, after a real sleep and so with cold caches, not back to "
+        "back (Periodic's tick waits on its change signal inside, so wall time would count the "
+        "sleep). RSS growth is measured in a fresh process.",
         "",
-        "| scheduler | entries | start-up s | CPU ms per idle s | RSS growth MB | load |",
-        "|---|---|---|---|---|---|",
+        "| scheduler | entries | start-up s | CPU ms per idle s | ticks per s | median tick CPU ms "
+        "| RSS growth MB | load |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in results["w2"]:
+        tick = row.get("tick_cpu_ms_median")
         lines.append(
             f"| {LABELS[row['key']]} | {row['entries']:,} | {row['startup_s']:.2f} | "
-            f"{row['cpu_ms_per_idle_s']:.3f} | {row['rss_growth_mb']:.0f} "
+            f"{row['cpu_ms_per_idle_s']:.3f} | {row.get('ticks_per_s', 0):.2f} | "
+            f"{'-' if tick is None else f'{tick:.3f}'} | {row['rss_growth_mb']:.0f} "
             f"| {row.get('load1', 0):.1f} |"
         )
     lines += [
