@@ -35,6 +35,7 @@ from project.devtools.engine import find_engine
 from project.devtools.images import image_set, missing_images
 from project.devtools.localbroker import free_ports
 from project.errors import ImageBuildError
+from tests.support.reaper import compose_project, reap_orphans
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -156,6 +157,7 @@ def _engine_and_images() -> tuple[str, str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ComposeStack]:
     compose_v1, host, image_env = _engine_and_images()
+    reap_orphans(host)  # stacks of test processes that were killed before their cleanup
     amqp, dist, epmd, management, postgres, web = free_ports(6, set())
     token = secrets.token_hex(24)
     env = {
@@ -174,7 +176,7 @@ def stack() -> Iterator[ComposeStack]:
         "PERIODIC_API__TOKENS": json.dumps([{"name": "e2e", "secret": token, "scope": "write"}]),
         "PERIODIC_WEBHOOKS__ALLOWED_HOSTS": json.dumps(["127.0.0.1"]),
     }
-    running = ComposeStack(compose_v1, f"periodic-e2e-{secrets.token_hex(3)}", env, web, token)
+    running = ComposeStack(compose_v1, compose_project(secrets.token_hex(3)), env, web, token)
     try:
         up = running.compose("up", "--detach", "--no-build", timeout=UP_TIMEOUT)
         assert up.returncode == 0, f"docker-compose up failed:\n{up.stderr}"

@@ -35,6 +35,7 @@ from project.devtools.localbroker import (
     free_ports,
     rabbitmq_server_available,
 )
+from tests.support.reaper import owner_labels, reap_orphans
 
 __all__ = [
     "BROKER_URL_ENV",
@@ -140,6 +141,7 @@ def provide_broker(tmp_root: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _rabbitmq_container(image: str) -> Iterator[str]:
+    reap_orphans(os.environ.get("DOCKER_HOST", "").strip() or "unix:///var/run/docker.sock")
     amqp_port, dist_port, epmd_port = free_ports(3, set())
     container = _make_container(image, container_environment(amqp_port, dist_port, epmd_port))
     container.start()
@@ -164,7 +166,7 @@ def _make_container(image: str, environment: dict[str, str]) -> Any:
     """
     from testcontainers.core.container import DockerContainer
 
-    container = DockerContainer(image).with_kwargs(network_mode="host")
+    container = DockerContainer(image).with_kwargs(network_mode="host", labels=owner_labels())
     for key, value in environment.items():
         container.with_env(key, value)
     return container
