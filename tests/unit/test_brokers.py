@@ -81,11 +81,12 @@ def test_docker_is_preferred_to_a_local_node(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(brokers, "_make_container", FakeContainer)
     monkeypatch.setattr(brokers, "_wait_answers", lambda url, timeout: True)
     monkeypatch.setattr(brokers, "LocalRabbitNode", forbid("LocalRabbitNode"))
+    monkeypatch.setattr(brokers, "reap_orphans", lambda host: events.append("reap") or [])
 
     with brokers.provide_broker(Path("/nonexistent")) as url:
         assert url == "amqp://guest:guest@127.0.0.1:32771//"
-        assert events == ["start"]
-    assert events == ["start", "stop"]
+        assert events == ["reap", "start"]
+    assert events == ["reap", "start", "stop"]
     [(image, environment)] = made
     assert image == brokers.DEFAULT_RABBITMQ_IMAGE
     assert environment["RABBITMQ_NODE_PORT"] == "32771"
