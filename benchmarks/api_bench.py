@@ -105,7 +105,8 @@ def bench_app() -> Flask:
 
     @twins.post("/schedules/<name>/run")
     def run_schedule(name: str) -> tuple[dict[str, str], int]:
-        run = current_services().run_now(name).result()  # the same batcher, waited on by the thread
+        # The same batcher (history included), waited on by the thread.
+        run = current_services().run_now(name, "token:bench").result()
         return {"task_id": run.task_id, "run": f"/api/v1/runs/{run.task_id}"}, 202
 
     @twins.post("/schedules/<name>/run-unbatched")

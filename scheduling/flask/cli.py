@@ -45,7 +45,7 @@ from scheduling.errors import (
 )
 from scheduling.flask.services import PERIODIC, Services
 from scheduling.operations.backfill import BackfillReport, backfill
-from scheduling.operations.entries import record_run_now, run_now
+from scheduling.operations.entries import run_now
 from scheduling.operations.explain import explain_slot
 from scheduling.store import EntryRecord, Store
 from scheduling.timing.preview import PreviewTooCostly, preview_fire_times
@@ -382,7 +382,7 @@ def run_command(name: str, settings_file: Path | None, as_json: bool) -> None:
         settings.broker, declare=declarer(settings), sent_events=True
     )
     try:
-        run = run_now(store, publisher, settings, name)
+        run = run_now(store, publisher, settings, name, actor=cli_actor())
     except EntryNotFound:
         raise click.BadParameter(
             f"no entry {name!r} in the store (run `schedule sync` or create it through the API)",
@@ -394,8 +394,6 @@ def run_command(name: str, settings_file: Path | None, as_json: bool) -> None:
     except StoreError as error:
         click.echo(f"store unavailable: {error}\n{STORE_HINT}", err=True)
         sys.exit(1)
-    else:
-        record_run_now(store, name, cli_actor(), run.task_id)
     finally:
         publisher.close()
         store.close()

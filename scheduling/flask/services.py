@@ -27,7 +27,7 @@ from flask import Flask, current_app
 from scheduling.broker.pools import BrokerReader, PublisherPool
 from scheduling.config.settings import Settings
 from scheduling.operations.batcher import Batcher
-from scheduling.operations.entries import RoutedEntries, RunOutcome, start_runs
+from scheduling.operations.entries import RoutedEntries, RunNowRequest, RunOutcome, start_runs
 from scheduling.store import RunRecord, Store
 
 __all__ = ["PERIODIC", "Services", "current_services"]
@@ -47,7 +47,7 @@ class Services:
     _store: Store | None = field(default=None, init=False, repr=False)
     _publisher: PublisherPool | None = field(default=None, init=False, repr=False)
     _broker: BrokerReader | None = field(default=None, init=False, repr=False)
-    _run_batcher: tuple[int, Batcher[tuple[str, datetime], RunRecord]] | None = field(
+    _run_batcher: tuple[int, Batcher[RunNowRequest, RunRecord]] | None = field(
         default=None, init=False, repr=False
     )
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -82,16 +82,17 @@ class Services:
                 self._broker = BrokerReader(self.settings)
             return self._broker
 
-    def run_now(self, name: str) -> Future[RunRecord]:
+    def run_now(self, name: str, actor: str | None = None) -> Future[RunRecord]:
         """Start a run of `name` (see `operations.run_now`) in this process's next batch.
 
-        The future fails with the request's own error (`EntryNotFound`, `BrokerUnavailable`,
-        `StoreError`), exactly as `operations.run_now` would raise it.
+        With an `actor`, the confirmed run is recorded in the entry's history by the batch
+        itself. The future fails with the request's own error (`EntryNotFound`,
+        `BrokerUnavailable`, `StoreError`), exactly as `operations.run_now` would raise it.
         """
-        return self.run_batcher.submit((name, datetime.now(UTC)))
+        return self.run_batcher.submit(RunNowRequest(name, datetime.now(UTC), actor))
 
     @property
-    def run_batcher(self) -> Batcher[tuple[str, datetime], RunRecord]:
+    def run_batcher(self) -> Batcher[RunNowRequest, RunRecord]:
         """This process's run-now batcher; a forked child makes its own."""
         with self._lock:
             current = self._run_batcher
@@ -100,7 +101,7 @@ class Services:
                 self._run_batcher = current
             return current[1]
 
-    def _start_runs(self, requests: Sequence[tuple[str, datetime]]) -> list[RunOutcome]:
+    def _start_runs(self, requests: Sequence[RunNowRequest]) -> list[RunOutcome]:
         return start_runs(self.store, self.publisher, self.settings, requests)
 
     @property

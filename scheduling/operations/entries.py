@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import ValidationError
 
@@ -47,6 +47,7 @@ from scheduling.store import (
     EntryFault,
     EntryRecord,
     HistoryRecord,
+    HistoryRow,
     ManualRun,
     QueueMatch,
     RunRecord,
@@ -63,6 +64,7 @@ __all__ = [
     "Publisher",
     "QueueView",
     "RoutedEntries",
+    "RunNowRequest",
     "RunOutcome",
     "check_entry",
     "create_entry",
@@ -79,7 +81,6 @@ __all__ = [
     "publish_confirmed",
     "put_entry",
     "queue_views",
-    "record_run_now",
     "replace_entry",
     "resume_entry",
     "run_message",
@@ -258,18 +259,6 @@ def pause_entry(store: Store, name: str, actor: str = "unknown") -> EntryRecord:
     return store.set_paused(name, True, actor=actor)
 
 
-def record_run_now(store: Store, name: str, actor: str, task_id: str) -> None:
-    """Put a started run-now in the entry's history (after the run, in its own transaction).
-
-    The run has started by then, so a store fault here is logged rather than raised: the
-    caller must still learn that its run is under way.
-    """
-    try:
-        store.record_entry_action(name, "run_now", actor, {"task_id": task_id})
-    except StoreError:
-        logger.warning("could not record run-now of %r by %s in its history", name, actor)
-
-
 def entry_history(
     store: Store, name: str, *, before_id: int | None, limit: int
 ) -> tuple[list[HistoryRecord], int | None]:
@@ -306,21 +295,35 @@ RunOutcome = RunRecord | Exception
 """What one run-now request of a batch came to: its run, or the error to raise for it."""
 
 
+class RunNowRequest(NamedTuple):
+    """One run-now of a batch: which entry, when it was asked for, and by whom."""
+
+    entry: str
+    at: datetime
+    actor: str | None = None
+    """Recorded in the entry's history (``run_now``) once the broker confirmed the run, in the
+    transaction that marks it dispatched; None records nothing."""
+
+
 def run_now(
     store: Store,
     publisher: Publisher,
     settings: Settings,
     name: str,
     clock: Clock = utc_now,
+    *,
+    actor: str | None = None,
 ) -> RunRecord:
     """Start a run of `name` now, recorded in the ledger like a slot (with ``manual=True``).
 
     Outbox order: the ledger row is claimed first, the message is published with confirms, then
-    the row is marked dispatched. When the broker does not confirm, the row is marked revoked
-    (so no beat republishes a run the caller was told did not start) and `BrokerUnavailable` is
-    raised.
+    the row is marked dispatched (and, with an `actor`, the run recorded in the entry's
+    history). When the broker does not confirm, the row is marked revoked (so no beat
+    republishes a run the caller was told did not start) and `BrokerUnavailable` is raised.
     """
-    (outcome,) = start_runs(store, publisher, settings, [(name, clock())], clock)
+    (outcome,) = start_runs(
+        store, publisher, settings, [RunNowRequest(name, clock(), actor)], clock
+    )
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
@@ -330,26 +333,29 @@ def start_runs(
     store: Store,
     publisher: Publisher,
     settings: Settings,
-    requests: Sequence[tuple[str, datetime]],
+    requests: Sequence[RunNowRequest | tuple[str, datetime]],
     clock: Clock = utc_now,
 ) -> list[RunOutcome]:
-    """`run_now` for many (entry name, requested at) at once: the group commit of run-now.
+    """`run_now` for many requests at once: the group commit of run-now.
 
     One write transaction claims every row, one pipelined publish sends every message and
-    waits for all confirms, one write transaction marks the confirmed ones dispatched; so a
-    burst of requests costs three round trips, not three per request. Outcomes come back in
+    waits for all confirms, one write transaction marks the confirmed ones dispatched and
+    records them in their entries' history; so a burst of requests costs three round trips,
+    not three per request (a request is a `RunNowRequest`, or a plain (entry, at) pair that
+    records no history). Outcomes come back in
     request order: an unknown entry is `EntryNotFound` for its requests only, a message the
     broker did not confirm is `BrokerUnavailable` (its row revoked). A store that cannot claim
     raises `StoreError` for the whole batch (nothing was written, nothing published).
     """
-    outcomes: list[RunOutcome | None] = [None] * len(requests)
+    asked = [RunNowRequest(*request) for request in requests]
+    outcomes: list[RunOutcome | None] = [None] * len(asked)
     compiled: dict[str, CompiledEntry | Exception] = {}
     definitions: dict[str, ScheduleEntry] = {}
-    for name, _ in requests:
-        if name not in compiled:
-            compiled[name] = _compiled_entry(store, settings, name, definitions)
+    for request in asked:
+        if request.entry not in compiled:
+            compiled[request.entry] = _compiled_entry(store, settings, request.entry, definitions)
     claims: list[tuple[int, ManualRun]] = []
-    for index, (name, at) in enumerate(requests):
+    for index, (name, at, _) in enumerate(asked):
         target = compiled[name]
         if isinstance(target, EntryNotFound):
             outcomes[index] = EntryNotFound(str(target))  # one instance per request
@@ -372,7 +378,12 @@ def start_runs(
     if failure is not None:
         _revoke_unpublished(store, unconfirmed, failure, clock())
     confirmed_at = clock()
-    marked = bool(confirmed) and mark_dispatched(store, sorted(confirmed), confirmed_at)
+    history: list[HistoryRow] = []
+    for index, claim in claims:
+        actor = asked[index].actor
+        if actor is not None and claim.task_id in confirmed:
+            history.append(HistoryRow(claim.entry, "run_now", actor, {"task_id": claim.task_id}))
+    marked = bool(confirmed) and mark_dispatched(store, sorted(confirmed), confirmed_at, history)
     for index, claim in claims:
         run = claimed.get(claim.task_id)
         if run is None:
@@ -443,12 +454,18 @@ def publish_confirmed(
     return frozenset(run.task_id for run in outgoing), None
 
 
-def mark_dispatched(store: Store, task_ids: Sequence[str], at: datetime) -> bool:
+def mark_dispatched(
+    store: Store, task_ids: Sequence[str], at: datetime, history: Sequence[HistoryRow] = ()
+) -> bool:
     try:
-        store.mark_dispatched(task_ids, at)
+        store.mark_dispatched(task_ids, at, history)
     except StoreError:
         # The messages are confirmed and will run; the worker moves the rows on when it starts.
-        logger.warning("%d confirmed run(s) could not be marked dispatched", len(task_ids))
+        logger.warning(
+            "%d confirmed run(s) could not be marked dispatched%s",
+            len(task_ids),
+            f" nor recorded in their entries' history ({len(history)})" if history else "",
+        )
         return False
     return True
 
@@ -505,6 +522,18 @@ def late_grace(settings: Settings) -> Any:
 def entry_view(store: Store, settings: Settings, record: EntryRecord, now: datetime) -> EntryView:
     """Build the view of one entry (one ledger read: its newest and its last dispatched run)."""
     return entry_views(store, settings, [record], now)[0]
+
+
+def load_entry_view(store: Store, settings: Settings, name: str, now: datetime) -> EntryView:
+    """The view of the entry named `name`, from one statement (`Store.entry_snapshot`).
+
+    Raises `EntryNotFound` when there is no such entry.
+    """
+    snapshot = store.entry_snapshot(name)
+    if snapshot is None:
+        raise EntryNotFound(f"no schedule entry named {name!r}")
+    latest = None if snapshot.newest is None else (snapshot.newest, snapshot.last)
+    return _view(settings, snapshot.record, latest, now, snapshot.fault)
 
 
 def entry_views(

@@ -5,7 +5,7 @@ transient database faults raise `scheduling.errors.StoreError`, chained to their
 """
 
 from scheduling.store.entries import QueueMatch
-from scheduling.store.history import HISTORY_ACTIONS, HistoryAction, HistoryRecord
+from scheduling.store.history import HISTORY_ACTIONS, HistoryAction, HistoryRecord, HistoryRow
 from scheduling.store.index import EntryIndexRow
 from scheduling.store.notify import ChangeSignal
 from scheduling.store.records import (
@@ -23,6 +23,7 @@ from scheduling.store.records import (
     SyncSummary,
 )
 from scheduling.store.schema import SCHEMA_VERSION, UTCDateTime
+from scheduling.store.snapshots import EntrySnapshot
 from scheduling.store.store import Store
 from scheduling.store.tallies import Histogram, Tallies
 
@@ -37,9 +38,11 @@ __all__ = [
     "EntryFault",
     "EntryIndexRow",
     "EntryRecord",
+    "EntrySnapshot",
     "Histogram",
     "HistoryAction",
     "HistoryRecord",
+    "HistoryRow",
     "LeaseRecord",
     "ManualRun",
     "QueueMatch",

@@ -10,6 +10,7 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.sql.expression import bindparam
 
 from scheduling.store.database import Database, dialect_insert, name_in
+from scheduling.store.history import HistoryRow, write_history
 from scheduling.store.records import (
     FINISHED_STATES,
     LEDGER_ONLY_STATES,
@@ -38,8 +39,14 @@ class RunLedger:
 
     _db: Database
 
-    def mark_dispatched(self, task_ids: Sequence[str], at: datetime) -> None:
-        """The broker confirmed these: PENDING -> DISPATCHED (a worker may already be faster)."""
+    def mark_dispatched(
+        self, task_ids: Sequence[str], at: datetime, history: Sequence[HistoryRow] = ()
+    ) -> None:
+        """The broker confirmed these: PENDING -> DISPATCHED (a worker may already be faster).
+
+        `history` is written in the same transaction: the run-now requests of a batch record
+        who started them without one more write transaction each.
+        """
         statement = (
             update(runs)
             .where(name_in(self._db, runs.c.task_id, bindparam("b_ids", expanding=True)))
@@ -56,6 +63,7 @@ class RunLedger:
         with self._db.write() as conn:
             for part in chunks(task_ids):
                 conn.execute(statement, {"b_ids": list(part)})
+            write_history(conn, history, at)
 
     def pending_runs(
         self,

@@ -13,6 +13,7 @@ from scheduling.store.lease import LeaseOperations
 from scheduling.store.outages import Outages
 from scheduling.store.runs import RunLedger
 from scheduling.store.schema import migrate
+from scheduling.store.snapshots import EntrySnapshots
 from scheduling.store.sync import ConfigSync
 from scheduling.store.tallies import LedgerTallies
 from scheduling.store.terms import LeaseTerms
@@ -22,6 +23,7 @@ from scheduling.store.timelines import RunTimelines
 class Store(
     ConfigSync,
     EntryOperations,
+    EntrySnapshots,
     EntryHistory,
     EntryIndex,
     Backfills,

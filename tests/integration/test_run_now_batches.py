@@ -14,8 +14,8 @@ import pytest
 from scheduling.broker.publisher import BatchPublishError, OutgoingRun
 from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.errors import EntryNotFound, PublishError, StoreError
-from scheduling.operations.entries import BrokerUnavailable, start_runs
-from scheduling.store import ManualRun, RunRecord, RunState, Store
+from scheduling.operations.entries import BrokerUnavailable, RunNowRequest, start_runs
+from scheduling.store import HistoryRow, ManualRun, RunRecord, RunState, Store
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +82,31 @@ def test_a_batch_is_published_once_and_every_run_is_dispatched(store: Store) -> 
         )
 
 
+def test_confirmed_runs_of_named_actors_are_in_their_entries_history(store: Store) -> None:
+    publisher = Publisher(confirm_only=[0, 2])
+    requests = [
+        RunNowRequest("ping", NOW, "token:ci"),
+        RunNowRequest("ping", NOW, "token:ci"),
+        RunNowRequest("pong", NOW, "cli:ops"),
+        ("pong", NOW),
+    ]
+
+    outcomes = start_runs(store, publisher, SETTINGS, requests)
+
+    confirmed = [outcome for outcome in outcomes if isinstance(outcome, RunRecord)]
+    assert len(confirmed) == 2
+    recorded = {
+        (record.entry, record.actor, record.details["task_id"])
+        for name in ("ping", "pong")
+        for record in store.entry_history(name)
+        if record.action == "run_now"
+    }
+    assert recorded == {
+        ("ping", "token:ci", confirmed[0].task_id),
+        ("pong", "cli:ops", confirmed[1].task_id),
+    }
+
+
 def test_a_refused_publish_fails_every_request_and_revokes_every_row(store: Store) -> None:
     outcomes = start_runs(store, Publisher(refuse=True), SETTINGS, [("ping", NOW)] * 3)
 
@@ -146,7 +171,7 @@ def test_a_claim_that_fails_fails_the_batch_and_publishes_nothing(
 def test_confirmed_runs_are_accepted_even_when_marking_them_fails(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unavailable(task_ids: Sequence[str], at: datetime) -> None:
+    def unavailable(task_ids: Sequence[str], at: datetime, history: Sequence[HistoryRow]) -> None:
         raise StoreError("store unavailable")
 
     monkeypatch.setattr(store, "mark_dispatched", unavailable)

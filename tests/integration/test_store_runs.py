@@ -12,7 +12,7 @@ import pytest
 
 from scheduling.config.settings import ScheduleEntry
 from scheduling.errors import EntryNotFound, LeaseLost
-from scheduling.store import LeaseRecord, RunRecord, RunState, SlotClaim, Store
+from scheduling.store import EntryFault, LeaseRecord, RunRecord, RunState, SlotClaim, Store
 from tests.support.databases import StatementCounter
 from tests.support.store_lookups import Stopwatch, stored_entry, stored_run
 
@@ -441,6 +441,31 @@ def test_latest_runs_gives_each_entrys_newest_and_last_dispatched_run_in_one_que
     newest, last = latest["pong"]
     assert newest.task_id == "pong-0"
     assert last is None
+
+
+def test_an_entry_snapshot_is_its_row_newest_and_last_dispatched_run_and_fault_in_one_statement(
+    store: Store, lease: LeaseRecord
+) -> None:
+    store.create_entry("idle", PING, next_run_at=T0)
+    claim(store, lease, [slot("ping", 0), slot("ping", 1, RunState.MISSED), slot("pong", 0)])
+    fault = EntryFault("ping", "OverflowError: boom", 2, T0, T0 + MINUTE)
+    store.record_entry_faults([fault])
+
+    with StatementCounter() as counter:
+        snapshot = store.entry_snapshot("ping")
+    assert counter.count == 1
+    assert snapshot is not None
+    assert snapshot.record == store.get_entry("ping")
+    assert snapshot.newest is not None
+    assert snapshot.last is not None
+    assert (snapshot.newest.task_id, snapshot.newest.state) == ("ping-1", RunState.MISSED)
+    assert snapshot.last == store.get_run("ping-0")
+    assert snapshot.fault == fault
+
+    idle = store.entry_snapshot("idle")
+    assert idle is not None
+    assert (idle.newest, idle.last, idle.fault) == (None, None, None)
+    assert store.entry_snapshot("unknown") is None
 
 
 def test_runs_between_selects_by_slot_time_half_open(store: Store, lease: LeaseRecord) -> None:

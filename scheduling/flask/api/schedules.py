@@ -129,10 +129,7 @@ def view_of(services: Services, record: EntryRecord) -> dict[str, Any]:
 
 
 def load_view(services: Services, name: str) -> dict[str, Any]:
-    record = services.store.get_entry(name)
-    if record is None:
-        raise EntryNotFound(f"no schedule entry named {name!r}")
-    return view_of(services, record)
+    return schedule_body(operations.load_entry_view(services.store, services.settings, name, now()))
 
 
 @schedules.get("/schedules")
@@ -326,11 +323,10 @@ async def resume_schedule(name: str) -> Reply:
     description="503 (within 2 s) when the broker does not confirm; then nothing was started.",
 )
 async def run_schedule(name: str) -> Reply:
-    # Joins this process's next run-now batch (one claim, one confirmed publish, one mark for
-    # all requests in flight); the loop waits on the batch's future without a pool thread.
-    services = current_services()
-    run = await asyncio.wrap_future(services.run_now(name))
-    await run_blocking(operations.record_run_now, services.store, name, api_actor(), run.task_id)
+    # Joins this process's next run-now batch (one claim, one confirmed publish, one mark and
+    # history write for all requests in flight); the loop waits on the batch's future without
+    # a pool thread.
+    run = await asyncio.wrap_future(current_services().run_now(name, api_actor()))
     location = url_for("periodic_api.runs.get_run", task_id=run.task_id)
     return {"task_id": run.task_id, "run": location}, 202, {"Location": location}
 

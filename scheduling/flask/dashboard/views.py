@@ -380,7 +380,7 @@ async def run_entry_now(name: str) -> ResponseReturnValue:
         return refused
     try:
         # The same group-committed path as the API's POST /run: one rule when unconfirmed.
-        run = await asyncio.wrap_future(current_services().run_now(name))
+        run = await asyncio.wrap_future(current_services().run_now(name, _actor()))
     except EntryNotFound:
         flash(f"There is no entry named {name!r} any more.", "error")
     except BrokerUnavailable:
@@ -392,9 +392,6 @@ async def run_entry_now(name: str) -> ResponseReturnValue:
     except StoreError:
         flash(f"{name} was not started: the store cannot be reached. Try again shortly.", "error")
     else:
-        await run_blocking(
-            operations.record_run_now, current_services().store, name, _actor(), run.task_id
-        )
         logger.info("dashboard: %s ran %s now (task %s)", _user().name, name, run.task_id)
         flash(f"Started {name} (task {run.task_id}); its state appears below.", "ok")
     return _back()
