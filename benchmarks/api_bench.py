@@ -401,8 +401,10 @@ NOTES = [
     "serialised write transactions per request; SQLite commits with `synchronous = NORMAL` "
     "(no log sync per commit; see the store notes in the README). The async view awaits the "
     "batch's future on its loop; the sync twin blocks on the same future. Both share the "
-    "process's single batcher thread, so with 4 server threads per worker a batch holds at "
-    "most 4 runs.",
+    f"process's single batcher thread, so with {THREADS} server threads per worker a batch "
+    f"holds at most {THREADS} runs. The batch also writes each run's `run_now` history row in "
+    "its mark transaction. `GET /schedules/{name}` is one SELECT (entry, newest and last "
+    "dispatched run, fault) built once at import.",
     "",
 ]
 
