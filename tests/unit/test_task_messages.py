@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
-from scheduling.broker.publisher import REDACTED, OutgoingRun, task_message
+import amqp
+import pytest
+from amqp import spec
+from amqp.method_framing import frame_writer
+from amqp.serialization import dumps
+
+from scheduling.broker.publisher import (
+    EVENT_EXCHANGE,
+    REDACTED,
+    OutgoingRun,
+    TaskFrames,
+    sent_event,
+    task_message,
+)
 
 SLOT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -57,3 +71,51 @@ def test_priority_and_no_expiry() -> None:
     message = task_message(run(priority=9, expires=None), origin="beat@host")
     assert message.properties["priority"] == 9
     assert message.headers["expires"] is None
+
+
+class _Capture:
+    """A transport and connection stand-in for py-amqp's frame writer: keeps what it writes."""
+
+    def __init__(self, frame_max: int) -> None:
+        self.frame_max = frame_max
+        self.bytes_sent = 0
+        self.written = bytearray()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.written += data
+
+
+def amqp_frames(message: amqp.Message, exchange: str, routing_key: str, *, mandatory: bool,
+                frame_max: int = 131072) -> bytes:  # fmt: skip
+    """What py-amqp writes for ``basic_publish(message, ...)`` on channel 1."""
+    capture = _Capture(frame_max)
+    write = frame_writer(capture, capture)
+    args = (0, exchange, routing_key, mandatory, False)
+    write(1, 1, spec.Basic.Publish, dumps("Bssbb", args), message)
+    return bytes(capture.written)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"args": [], "kwargs": {}},
+        {"priority": 0, "expires": None},
+        {"priority": 9, "entry": "ünïcode-entry", "kwargs": {"n": 2**40, "ok": True, "x": 1.5}},
+        {"args": ["x" * 300_000]},  # a body split over several frames
+    ],
+)
+def test_encoded_frames_are_what_py_amqp_writes(overrides: dict[str, object]) -> None:
+    frames = TaskFrames("beat@host", "periodic")
+    message = run(**overrides)
+    expected = amqp_frames(task_message(message, "beat@host"), "periodic", "low", mandatory=True)
+    assert frames.task(message, 1, 131072) == expected
+
+
+def test_encoded_events_are_what_py_amqp_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.5)
+    frames = TaskFrames("beat@host", "periodic")
+    expected = amqp_frames(
+        sent_event(run(), "beat@host", "periodic", 7), EVENT_EXCHANGE, "task.sent", mandatory=False
+    )
+    assert frames.event(run(), 7, 1, 131072) == expected
