@@ -6,8 +6,10 @@
 the lease thread's rounds (renewal) and status writes.
 
 ``python -m benchmarks.profiles burst {sqlite,postgresql} [N]``: N entries (default 10,000) due
-at once, dispatched by ticking the scheduler; the wall time split into the take-over load, claim,
-publish (with confirms) and mark, the rest of the dispatch being planning and the due heap.
+at once, dispatched by ticking the scheduler; the wall time split into the take-over load, claim
+(with the marks of earlier chunks), sending (encoding and writing the messages), waiting for
+confirms, and the final mark, the rest of the dispatch being planning and the due heap; and the
+process CPU per message over the whole dispatch.
 
 The broker is ``PERIODIC_BENCH_BROKER_URL`` (default the local RabbitMQ on 5672, one queue of
 its own, deleted after); PostgreSQL as in `benchmarks.contenders`. Prints plain text.
@@ -107,26 +109,30 @@ def burst(store: str, n: int) -> None:
     assert scheduler.store is not None
     scheduler._rest = lambda delay: 0.0  # type: ignore[method-assign]  # no sleep after it
     timings.wrap(scheduler, "_take_over", "take-over: load the due index (first tick)")
-    timings.wrap(scheduler.store, "claim_slots", "claim (store)")
-    timings.wrap(scheduler.store, "mark_dispatched", "mark dispatched (store)")
-    timings.wrap(scheduler.publisher, "publish", "publish with confirms (broker)")
-    timings.wrap(scheduler.publisher, "_open", "broker connection (in publish; first: connect)")
+    timings.wrap(scheduler.store, "claim_slots", "claim, with earlier marks (store)")
+    timings.wrap(scheduler.store, "mark_dispatched", "mark dispatched, alone (store)")
+    timings.wrap(scheduler.publisher, "send", "send: encode and write (broker)")
+    timings.wrap(scheduler.publisher, "wait", "wait for confirms (broker)")
+    timings.wrap(scheduler.publisher, "_open", "broker connection (first: connect)")
     timings.wrap(scheduler, "_dispatch", "dispatch, all chunks")
     first: list[float] = []
-    publish = scheduler.publisher.publish
+    wait = scheduler.publisher.wait
 
-    def noting_first(runs: Any) -> None:
-        publish(runs)
+    def noting_first(batch: Any) -> None:
+        wait(batch)
         if not first:
             first.append(time.perf_counter())
 
-    scheduler.publisher.publish = noting_first  # type: ignore[method-assign]
+    scheduler.publisher.wait = noting_first  # type: ignore[method-assign]
     dispatch = scheduler._dispatch
     began: list[float] = []
+    cpu: list[float] = []
 
     def noting_start(*args: Any) -> None:
         began.append(time.perf_counter())
+        cpu.append(time.process_time())
         dispatch(*args)
+        cpu.append(time.process_time())
 
     scheduler._dispatch = noting_start  # type: ignore[method-assign]
     started = time.perf_counter()
@@ -140,6 +146,8 @@ def burst(store: str, n: int) -> None:
     contender.cleanup(tag)
     print(f"burst of {n:,}, {store}: {total:.3f} s from the first tick to the last mark")
     print(f"  first chunk confirmed by the broker {confirmed:.1f} ms after the dispatch began")
+    if len(cpu) >= 2:
+        print(f"  process CPU per message in the dispatch: {(cpu[-1] - cpu[0]) / n * 1e6:.0f} µs")
     for label, spent in sorted(timings.spent.items()):
         print(f"  {label:40} {spent:7.3f} s  {timings.calls[label]:5d} calls")
 

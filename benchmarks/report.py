@@ -165,9 +165,13 @@ def markdown(results: dict[str, Any]) -> str:
         "start-up included) to the last message in the queue, first → last message in the next "
         "column. *First message* is counted from the start of the step that dispatches: for "
         "Periodic its `_dispatch` (after the take-over load of the first tick, which W2 reports "
-        "as start-up), for the others the tick that sent it. Periodic claims, publishes and marks "
-        "in chunks of 50 doubling to 500. Stock Beat, sqlalchemy-celery-beat and "
-        "django-celery-beat are capped in time; their rate is what they reached by then.",
+        "as start-up, and the broker connection it opens for entries due within a sync "
+        "interval), for the others the tick that sent it, to the moment a separate process "
+        "polling the queue every millisecond saw the message (both on the wall clock). "
+        "Periodic claims, publishes and marks in pipelined chunks of 50 doubling to 500 (chunk "
+        "k is claimed while the broker confirms chunk k-1; its confirmed runs are marked with "
+        "the next claim). Stock Beat, sqlalchemy-celery-beat and django-celery-beat are capped "
+        "in time; their rate is what they reached by then.",
         "",
         "| scheduler | messages | msgs/s | first → last msgs/s | first message after dispatch "
         "began | x raw publish | load |",

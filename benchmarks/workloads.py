@@ -6,7 +6,9 @@ W0  ceilings: raw kombu publish with confirms off and with a confirm wait per me
 W1  burst: N entries all due at once, driven through Celery Beat's own `Service` loop, until all
     N messages are in the queue.
     Also the first message's latency: from the start of the step that dispatches (Periodic:
-    `_dispatch`, after its take-over load; the others: the tick) to the message in the queue.
+    `_dispatch`, after its take-over load; the others: the tick) to the message in the queue,
+    seen by a separate process (`benchmarks.first_message`) on the wall clock, so that it does
+    not wait for the beat process's GIL as a thread of that process would.
 W2  idle: start-up time, CPU per idle second of the whole beat process over a window (Celery's
     own loop running, lease thread and all) and RSS growth with N entries none of which is due;
     one fresh process per contender and size (`python -m benchmarks.idle`).
@@ -141,7 +143,7 @@ def record_dispatch_starts(scheduler: Any, starts: list[float]) -> None:
     real = getattr(scheduler, name)
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        starts.append(time.perf_counter())
+        starts.append(time.time())  # the wall clock: compared with another process's
         return real(*args, **kwargs)
 
     setattr(scheduler, name, wrapped)
@@ -155,6 +157,14 @@ def w1_burst(broker_url: str, workdir: Path, key: str, n: int, cap: float) -> di
     contender.populate(env, n, True, tag)
     app = contender.app(env, n, True, tag)
     starts: list[float] = []
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.first_message", broker_url, queue],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert watcher.stdout is not None
+    if watcher.stdout.readline().strip() != "ready":
+        raise RuntimeError("W1: the first-message watcher did not start")
     started = time.perf_counter()
     service, thread = run_service(
         app, contender.scheduler, workdir, lambda s: record_dispatch_starts(s, starts)
@@ -173,10 +183,15 @@ def w1_burst(broker_url: str, workdir: Path, key: str, n: int, cap: float) -> di
     done = time.perf_counter()
     service.stop()
     thread.join(60)
+    try:
+        seen = float(watcher.communicate(timeout=30)[0].strip() or "nan")
+    except subprocess.TimeoutExpired:
+        watcher.kill()
+        seen = float("nan")
     delete_queue(broker_url, queue)
     contender.cleanup(tag)
     window = done - (first or started)
-    began = max((at for at in starts if first is None or at <= first), default=started)
+    began = max((at for at in starts if at <= seen), default=float("nan"))
     return {
         "contender": contender.name,
         "entries": n,
@@ -185,7 +200,7 @@ def w1_burst(broker_url: str, workdir: Path, key: str, n: int, cap: float) -> di
         "msgs_per_s": count / (done - started),
         "first_to_last_msgs_per_s": count / window if window > 0 else 0.0,
         "first_message_s": (first or done) - started,
-        "first_message_after_dispatch_s": (first or done) - began,
+        "first_message_after_dispatch_s": seen - began,
         "total_s": done - started,
     }
 

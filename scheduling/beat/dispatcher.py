@@ -10,6 +10,15 @@
    PENDING; they are republished with the same task id by `republish_pending` (after take-over,
    start-up, broker recovery, and periodically for manual runs whose publisher died), so a slot
    is never lost and never claimed twice.
+
+A burst is pipelined: `dispatch_due` claims chunk k, then waits for the confirms of chunk k-1
+(which the broker stored while the claim ran), then writes chunk k's messages and returns
+without waiting; `settle` waits for the last one. The runs confirmed are marked dispatched in
+the next claim's transaction (one commit per chunk instead of two) and what is left by
+`flush_marks` at the end of the burst. The order of the three steps per slot is unchanged
+(claimed before published, marked only once confirmed); a crash leaves at most the last two
+chunks' confirmed runs PENDING, to be republished as above (a worker's ledger then sees a
+second delivery of the same task id, see `scheduling.celery.ledger`).
 """
 
 from __future__ import annotations
@@ -20,7 +29,12 @@ from datetime import UTC, datetime, timedelta
 
 from scheduling.beat.entrytable import EntryTable
 from scheduling.beat.slotplan import DuePlan, outgoing_run, plan_due_entry, send_time
-from scheduling.broker.publisher import BatchPublishError, ConfirmedPublisher, OutgoingRun
+from scheduling.broker.publisher import (
+    BatchPublishError,
+    ConfirmedPublisher,
+    OutgoingRun,
+    SentBatch,
+)
 from scheduling.store import EntryRecord, RunRecord, RunState, Store
 
 __all__ = ["DispatchReport", "Dispatcher"]
@@ -59,21 +73,34 @@ class Dispatcher:
         self.holder = holder
         self.max_catchup = max_catchup
         self._unmarked: list[str] = []
+        """Runs the broker confirmed, not yet marked dispatched in the store."""
+        self._in_flight: SentBatch | None = None
+        """The last chunk's messages, written but their confirms not yet awaited (`settle`)."""
         self._refusals: dict[str, tuple[int, OutgoingRun, datetime]] = {}
         """Runs the broker refused: (attempts so far, the message, when to try again)."""
 
     def dispatch_due(self, records: list[EntryRecord], token: int, now: datetime) -> DispatchReport:
-        """Claim and publish the due slots of `records`.
+        """Claim the due slots of `records` and send their messages (confirms: see module doc).
 
         Raises StoreError or LeaseLost before anything is claimed (the caller puts the entries
-        back), or PublishError after the claim (the rows stay PENDING for `republish_pending`).
+        back; the previous chunk is still in flight, see `settle`), or PublishError after the
+        claim (the rows stay PENDING for `republish_pending`), also when the previous chunk's
+        confirms failed.
         """
         plans = self._plan(records, now)
         claims = [claim for plan in plans for claim in plan.claims]
         next_runs = {plan.name: plan.next_run for plan in plans}
+        marks = list(self._unmarked)
         inserted = self.store.claim_slots(
-            claims, holder=self.holder, token=token, next_runs=next_runs, now=now
+            claims,
+            holder=self.holder,
+            token=token,
+            next_runs=next_runs,
+            now=now,
+            dispatched=marks,
+            dispatched_at=datetime.now(UTC),
         )
+        del self._unmarked[: len(marks)]
         report = DispatchReport()
         pending_by_entry: dict[str, int] = {}
         for run in inserted:
@@ -94,15 +121,29 @@ class Dispatcher:
                 report.missed,
                 report.skipped,
             )
-        self._publish(outgoing)
+        self.settle(defer_marks=True)
+        self._in_flight = self._send(outgoing)
         report.dispatched = len(outgoing)
-        confirmed_at = datetime.now(UTC)
+        sent_at = datetime.now(UTC)
         lags = [
-            (confirmed_at - send_time(run.entry, run.scheduled_for, self._jitter(run)))
+            (sent_at - send_time(run.entry, run.scheduled_for, self._jitter(run)))
             for run in outgoing
         ]
         report.lag = max(lags).total_seconds() if lags else None
         return report
+
+    def settle(self, *, defer_marks: bool = False) -> None:
+        """Wait for the confirms of the chunk in flight; mark its runs (now, or with the next
+        claim when `defer_marks`). Raises PublishError as a synchronous publish would."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return
+        try:
+            self.publisher.wait(batch)
+        except BatchPublishError as error:
+            self._recover(batch.runs, error)
+            return
+        self._confirmed(batch.runs, defer=defer_marks)
 
     def republish_pending(self, now: datetime, older_than: datetime | None = None) -> int:
         """Publish claimed-but-unconfirmed runs again, with their own task ids; return how many."""
@@ -148,7 +189,8 @@ class Dispatcher:
             self.table.fail(run.entry, f"run {run.task_id} {reason}")
 
     def flush_marks(self) -> None:
-        """Retry marking runs the broker confirmed while the store was failing."""
+        """Mark confirmed runs not marked yet: deferred ones, and those the broker confirmed
+        while the store was failing."""
         if self._unmarked:
             self.store.mark_dispatched(self._unmarked, datetime.now(UTC))
             self._unmarked = []
@@ -180,41 +222,52 @@ class Dispatcher:
 
         Raises PublishError only for what is an outage: messages neither confirmed nor refused.
         """
+        self.settle()
+        batch = self._send(outgoing)
+        if batch is not None:
+            self._in_flight = batch
+            self.settle()
+
+    def _send(self, outgoing: list[OutgoingRun]) -> SentBatch | None:
+        """Write `outgoing` to the broker; None if there was nothing to wait for."""
         if not outgoing:
-            return
-        refused: dict[str, str] = {}
+            return None
         try:
-            try:
-                self.publisher.publish(outgoing)
-            except BatchPublishError as error:
-                self._confirmed([run for run in outgoing if run.task_id in error.confirmed])
-                refused.update(error.refused)
-                rest = [
-                    run
-                    for run in outgoing
-                    if run.task_id not in error.confirmed and run.task_id not in refused
-                ]
-                if not (error.channel_error and rest):
-                    if rest:
-                        raise
-                    return
-                # Some message closed the channel: send the rest one by one to find it.
-                for run in rest:
-                    try:
-                        self.publisher.publish([run])
-                    except BatchPublishError as single:
-                        if run.task_id not in single.refused:
-                            raise
-                        refused.update(single.refused)
-                    else:
-                        self._confirmed([run])
+            return self.publisher.send(outgoing)
+        except BatchPublishError as error:
+            self._recover(outgoing, error)
+            return None
+
+    def _recover(self, outgoing: list[OutgoingRun], error: BatchPublishError) -> None:
+        """After a failed send or wait: mark what was confirmed, count what was refused, and
+        re-raise unless every run is accounted for."""
+        refused: dict[str, str] = dict(error.refused)
+        try:
+            self._confirmed([run for run in outgoing if run.task_id in error.confirmed])
+            rest = [
+                run
+                for run in outgoing
+                if run.task_id not in error.confirmed and run.task_id not in refused
+            ]
+            if not (error.channel_error and rest):
+                if rest:
+                    raise error
                 return
-            self._confirmed(outgoing)
+            # Some message closed the channel: send the rest one by one to find it.
+            for run in rest:
+                try:
+                    self.publisher.publish([run])
+                except BatchPublishError as single:
+                    if run.task_id not in single.refused:
+                        raise
+                    refused.update(single.refused)
+                else:
+                    self._confirmed([run])
         finally:
             if refused:
                 self._refuse([run for run in outgoing if run.task_id in refused], refused)
 
-    def _confirmed(self, runs: list[OutgoingRun]) -> None:
+    def _confirmed(self, runs: list[OutgoingRun], *, defer: bool = False) -> None:
         if not runs:
             return
         faults = self.table.faults
@@ -222,7 +275,9 @@ class Dispatcher:
             self._refusals.pop(run.task_id, None)
             if run.entry in faults:
                 faults.succeeded(run.entry)
-        self._mark([run.task_id for run in runs])
+        self._unmarked.extend(run.task_id for run in runs)
+        if not defer:
+            self.flush_marks()
 
     def _refuse(self, runs: list[OutgoingRun], reasons: dict[str, str]) -> None:
         """Count a refusal per run; after `MAX_REFUSALS` the run is failed and its entry in error.
@@ -256,10 +311,6 @@ class Dispatcher:
         """Send refused runs again once their backoff has passed."""
         due = [run for attempts, run, at in self._refusals.values() if at <= now]
         self._publish(due)
-
-    def _mark(self, task_ids: list[str]) -> None:
-        self._unmarked.extend(task_ids)
-        self.flush_marks()
 
     def _republishable(self, run: RunRecord, now: datetime) -> OutgoingRun | None:
         record = self.table.records.get(run.entry) or self.store.get_entry(run.entry)

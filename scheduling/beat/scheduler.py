@@ -485,6 +485,23 @@ class DatabaseScheduler(Scheduler):
         except PublishError as error:
             self._republish = True
             self.broker_outage.failed(error)
+            return
+        self._warm_publisher()
+
+    def _warm_publisher(self) -> None:
+        """Connect to the broker ahead of an entry due within a sync interval, so that its
+        first message does not wait for the connection (about 20 ms, most of the first
+        message's latency otherwise). A leader with nothing due soon keeps no connection open
+        for it; a failure here is a broker outage like any other."""
+        if self.publisher.connected or self.broker_outage.down:
+            return
+        next_due = self.table.next_due()
+        if next_due is None or (next_due - datetime.now(UTC)).total_seconds() > self.sync_interval:
+            return
+        try:
+            self.publisher.ensure_connected()
+        except PublishError as error:
+            self.broker_outage.failed(error)
 
     def _take_over(self) -> None:
         assert self.store is not None
@@ -493,6 +510,7 @@ class DatabaseScheduler(Scheduler):
         self.table.faults.adopt(self.store.entry_faults())
         self.table.load(self.store.entry_index())
         self._republish = True
+        self._warm_publisher()
         logger.info(
             "leader: %d entries loaded in %.2fs", len(self.table), time.monotonic() - started
         )
@@ -513,7 +531,12 @@ class DatabaseScheduler(Scheduler):
 
     def _dispatch(self, token: int, now: datetime) -> None:
         """Dispatch what is due in chunks (`FIRST_CHUNK` doubling to `DISPATCH_CHUNK`), up to
-        `BURST_LIMIT` per tick, with one log line for the whole burst."""
+        `BURST_LIMIT` per tick, with one log line for the whole burst.
+
+        Chunks are pipelined (see `scheduling.beat.dispatcher`): the last one's confirms are
+        awaited and the remaining marks written here, also when a chunk failed.
+        """
+        assert self.dispatcher is not None
         handled = 0
         names: list[str] = []
         dispatched = 0
@@ -529,7 +552,7 @@ class DatabaseScheduler(Scheduler):
                 chunk = min(2 * chunk, DISPATCH_CHUNK)
                 report = self._dispatch_chunk(due, token, now)
                 if report is None:
-                    return
+                    break
                 if report.dispatched:
                     dispatched += report.dispatched
                     if len(names) < 6:
@@ -537,6 +560,12 @@ class DatabaseScheduler(Scheduler):
                     lag = report.lag if lag is None else max(lag, report.lag or 0.0)
             else:
                 self._more_due = True
+        except BaseException:
+            self._settle_after_failure()
+            raise
+        else:
+            self.dispatcher.settle()
+            self.dispatcher.flush_marks()
         finally:
             if dispatched:
                 self._lag = lag
@@ -544,6 +573,20 @@ class DatabaseScheduler(Scheduler):
                 if dispatched > 5:
                     shown += " and more"
                 logger.info("dispatched %d runs (%s), lag %.3fs", dispatched, shown, lag or 0.0)
+
+    def _settle_after_failure(self) -> None:
+        """The chunk in flight and the marks after a chunk failed; their own faults are noted
+        here so they do not hide the one being raised."""
+        assert self.dispatcher is not None
+        try:
+            self.dispatcher.settle()
+        except PublishError as error:
+            self._republish = True
+            self.broker_outage.failed(error)
+        try:
+            self.dispatcher.flush_marks()
+        except StoreError as error:  # kept for the next claim or flush
+            logger.debug("confirmed runs not marked yet: %s", error)
 
     def _dispatch_chunk(
         self, due: list[EntryRecord], token: int, now: datetime

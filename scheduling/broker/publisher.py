@@ -31,7 +31,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
 from typing import Any
@@ -60,6 +60,7 @@ __all__ = [
     "BatchPublishError",
     "ConfirmedPublisher",
     "OutgoingRun",
+    "SentBatch",
     "TaskFrames",
     "iso_utc",
     "sent_event",
@@ -299,6 +300,14 @@ class _Confirms:
         self.returned[task_id] = f"unroutable: no queue bound to {exchange!r}/{routing_key!r}"
 
 
+@dataclass
+class SentBatch:
+    """Runs written by `ConfirmedPublisher.send`, and their confirms as they come."""
+
+    runs: list[OutgoingRun]
+    confirms: _Confirms = field(default_factory=_Confirms)
+
+
 class _BatchedWrites:
     """Collects the frames of a batch and hands them to the socket in large writes.
 
@@ -380,13 +389,32 @@ class ConfirmedPublisher:
 
     def publish(self, runs: Sequence[OutgoingRun]) -> None:
         """Publish every run, then wait for all confirms; raise `BatchPublishError` otherwise."""
+        self.wait(self.send(runs))
+
+    def send(self, runs: Sequence[OutgoingRun]) -> SentBatch:
+        """Write every run to the broker without waiting for its confirms (see `wait`).
+
+        One batch at a time: `wait` for it before the next `send`. Meanwhile the caller does
+        other work (beat claims its next chunk) while the broker stores and confirms these.
+        Raises `BatchPublishError` (nothing confirmed) when the broker cannot be written to.
+        """
+        batch = SentBatch(list(runs), _Confirms())
         if not runs:
-            return
-        confirms = _Confirms()
+            return batch
         try:
             channel = self._open()
-            self._confirms = confirms
-            self._write_batch(channel, runs, confirms)
+            self._confirms = batch.confirms
+            self._write_batch(channel, batch.runs, batch.confirms)
+        except (OSError, amqp.exceptions.AMQPError, BrokerUnavailable) as error:
+            raise self._broken(batch, error) from error
+        return batch
+
+    def wait(self, batch: SentBatch) -> None:
+        """Wait for the confirms of a `send`; raise `BatchPublishError` unless all came."""
+        runs, confirms = batch.runs, batch.confirms
+        if not runs:
+            return
+        try:
             self._await_confirms(confirms)
         except (
             OSError,
@@ -394,20 +422,7 @@ class ConfirmedPublisher:
             amqp.exceptions.MessageNacked,
             BrokerUnavailable,
         ) as error:
-            self._reset()
-            # The broker closes the channel (not the connection) over one message it will not
-            # take, e.g. one larger than its max_message_size.
-            channel_error = isinstance(error, amqp.exceptions.ChannelError)
-            refused = dict(confirms.failed)
-            if channel_error and len(runs) == 1 and not confirms.confirmed:
-                refused[runs[0].task_id] = f"refused by the broker: {error}"
-            raise BatchPublishError(
-                f"broker error after {len(confirms.confirmed)} of {len(runs)} confirms: "
-                f"{type(error).__name__}: {error}",
-                frozenset(confirms.confirmed),
-                refused,
-                channel_error=channel_error and len(runs) > 1,
-            ) from error
+            raise self._broken(batch, error) from error
         if self.sent_events and confirms.confirmed:
             try:
                 self._send_events([r for r in runs if r.task_id in confirms.confirmed])
@@ -421,6 +436,24 @@ class ConfirmedPublisher:
                 frozenset(confirms.confirmed),
                 confirms.failed,
             )
+
+    def _broken(self, batch: SentBatch, error: Exception) -> BatchPublishError:
+        """Drop the connection after `error`; what the batch got confirmed or refused so far."""
+        self._reset()
+        runs, confirms = batch.runs, batch.confirms
+        # The broker closes the channel (not the connection) over one message it will not
+        # take, e.g. one larger than its max_message_size.
+        channel_error = isinstance(error, amqp.exceptions.ChannelError)
+        refused = dict(confirms.failed)
+        if channel_error and len(runs) == 1 and not confirms.confirmed:
+            refused[runs[0].task_id] = f"refused by the broker: {error}"
+        return BatchPublishError(
+            f"broker error after {len(confirms.confirmed)} of {len(runs)} confirms: "
+            f"{type(error).__name__}: {error}",
+            frozenset(confirms.confirmed),
+            refused,
+            channel_error=channel_error and len(runs) > 1,
+        )
 
     def ensure_connected(self) -> None:
         """Connect now (outage probes); raise `PublishError` while the broker is down."""

@@ -19,6 +19,7 @@ from scheduling.store.database import Database, name_in
 from scheduling.store.lease import database_now
 from scheduling.store.records import LEDGER_ONLY_STATES, ManualRun, RunRecord, RunState, SlotClaim
 from scheduling.store.rows import RUN_COLUMNS, chunks, run_from_row
+from scheduling.store.runs import mark_dispatched_in
 from scheduling.store.schema import LEASE_NAME, UTCDateTime, entries, lease, runs, sqlite_text
 from scheduling.timing.timetables import as_utc
 
@@ -294,8 +295,14 @@ class SlotClaims:
         token: int,
         next_runs: Mapping[str, datetime | None],
         now: datetime | None = None,
+        dispatched: Sequence[str] = (),
+        dispatched_at: datetime | None = None,
     ) -> list[RunRecord]:
         """Claim slots and advance their entries in one transaction, fenced by the lease.
+
+        `dispatched` names runs of earlier claims that the broker has confirmed since: they are
+        marked dispatched (`mark_dispatched`, at `dispatched_at`) in the same transaction, which
+        saves beat a commit per chunk of a burst. Under LeaseLost they are not marked either.
 
         Raises LeaseLost (and writes nothing) unless `holder` holds the lease with `token`;
         the token alone is the fence (it moves whenever another beat takes over), and `now`,
@@ -307,6 +314,8 @@ class SlotClaims:
         with self._db.write() as conn:
             self._check_lease(conn, holder, token, now)
             claimed_at = datetime.now(UTC)
+            if dispatched:
+                mark_dispatched_in(conn, self._db, dispatched, dispatched_at or claimed_at)
             inserted = self._insert_runs(conn, [_claim_params(c, claimed_at) for c in claims])
             self._advance_entries(conn, inserted, next_runs, claimed_at)
         return inserted

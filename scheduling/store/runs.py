@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import Connection, case, delete, func, select, update
 from sqlalchemy.sql.expression import bindparam
 
 from scheduling.store.database import Database, dialect_insert, name_in
@@ -34,6 +34,27 @@ def _newest_id(entry: str, *, dispatched_only: bool) -> Any:
     return statement.order_by(runs.c.id.desc()).limit(1).scalar_subquery()
 
 
+def mark_dispatched_in(
+    conn: Connection, db: Database, task_ids: Sequence[str], at: datetime
+) -> None:
+    """`RunLedger.mark_dispatched` inside the caller's transaction (beat's next claim)."""
+    statement = (
+        update(runs)
+        .where(name_in(db, runs.c.task_id, bindparam("b_ids", expanding=True)))
+        .where(runs.c.dispatched_at.is_(None))
+        .where(runs.c.state.not_in([state.value for state in LEDGER_ONLY_STATES]))
+        .values(
+            dispatched_at=at,
+            state=case(
+                (runs.c.state == RunState.PENDING.value, RunState.DISPATCHED.value),
+                else_=runs.c.state,
+            ),
+        )
+    )
+    for part in chunks(task_ids):
+        conn.execute(statement, {"b_ids": list(part)})
+
+
 class RunLedger:
     """Ledger reads and writes; mixed into `Store`, which provides `_db`."""
 
@@ -47,22 +68,8 @@ class RunLedger:
         `history` is written in the same transaction: the run-now requests of a batch record
         who started them without one more write transaction each.
         """
-        statement = (
-            update(runs)
-            .where(name_in(self._db, runs.c.task_id, bindparam("b_ids", expanding=True)))
-            .where(runs.c.dispatched_at.is_(None))
-            .where(runs.c.state.not_in([state.value for state in LEDGER_ONLY_STATES]))
-            .values(
-                dispatched_at=at,
-                state=case(
-                    (runs.c.state == RunState.PENDING.value, RunState.DISPATCHED.value),
-                    else_=runs.c.state,
-                ),
-            )
-        )
         with self._db.write() as conn:
-            for part in chunks(task_ids):
-                conn.execute(statement, {"b_ids": list(part)})
+            mark_dispatched_in(conn, self._db, task_ids, at)
             write_history(conn, history, at)
 
     def pending_runs(

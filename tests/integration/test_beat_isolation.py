@@ -29,7 +29,7 @@ from sqlalchemy import update
 
 from scheduling.beat import dispatcher as dispatcher_module
 from scheduling.beat.scheduler import DatabaseScheduler
-from scheduling.broker.publisher import BatchPublishError, OutgoingRun
+from scheduling.broker.publisher import BatchPublishError, OutgoingRun, SentBatch
 from scheduling.celery.app import create_celery
 from scheduling.config.bounds import LATEST, MAX_DURATION
 from scheduling.config.settings import (
@@ -75,6 +75,15 @@ class RecordingPublisher:
         if refused:
             confirmed = frozenset(r.task_id for r in runs if r.task_id not in refused)
             raise BatchPublishError("refused", confirmed, refused)
+
+    connected = True
+
+    def send(self, runs: Sequence[OutgoingRun]) -> SentBatch:
+        return SentBatch(list(runs))
+
+    def wait(self, batch: SentBatch) -> None:
+        if batch.runs:
+            self.publish(batch.runs)
 
     def entries_sent(self) -> set[str]:
         with self._lock:

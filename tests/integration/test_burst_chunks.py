@@ -1,7 +1,7 @@
 """A burst is claimed, published and marked in chunks, so its first message leaves early.
 
 Real store (SQLite file), real RabbitMQ: 1,600 entries fall due at once; the store and the
-publisher are the real ones, wrapped to record the order of claims and publishes.
+publisher are the real ones, wrapped to record the order of claims, sends and marks.
 """
 
 from __future__ import annotations
@@ -59,18 +59,25 @@ def bursting_beat(
     scheduler.setup_schedule()
     assert scheduler.store is not None
     real_claim = scheduler.store.claim_slots
-    real_publish = scheduler.publisher.publish
+    real_send = scheduler.publisher.send
+    real_mark = scheduler.store.mark_dispatched
 
     def claim_slots(claims: Any, **kwargs: Any) -> Any:
         events.append(("claim", len(claims)))
+        events.append(("mark in claim", len(kwargs.get("dispatched", ()))))
         return real_claim(claims, **kwargs)
 
-    def publish(runs: Any) -> None:
+    def send(runs: Any) -> Any:
         events.append(("publish", len(runs)))
-        real_publish(runs)
+        return real_send(runs)
+
+    def mark_dispatched(task_ids: Any, at: Any) -> None:
+        events.append(("mark", len(task_ids)))
+        real_mark(task_ids, at)
 
     scheduler.store.claim_slots = claim_slots  # type: ignore[method-assign]
-    scheduler.publisher.publish = publish  # type: ignore[method-assign]
+    scheduler.store.mark_dispatched = mark_dispatched  # type: ignore[method-assign]
+    scheduler.publisher.send = send  # type: ignore[method-assign]
     try:
         yield scheduler, queue, events
     finally:
@@ -97,7 +104,8 @@ def test_a_burst_is_dispatched_in_chunks_each_published_before_the_next_claim(
     assert claims == expected
     assert max(claims) == DISPATCH_CHUNK
     # claim, publish, claim, publish, ...: the first message left after one chunk's claim.
-    assert [kind for kind, _ in events[:4]] == ["claim", "publish", "claim", "publish"]
+    sends = [kind for kind, _ in events if kind in ("claim", "publish")]
+    assert sends[:4] == ["claim", "publish", "claim", "publish"]
     assert sum(n for kind, n in events if kind == "publish") == BURST
     dispatched = [r.getMessage() for r in caplog.records if "dispatched" in r.getMessage()]
     assert len(dispatched) == 1, "one summary line per burst, not one per chunk"
@@ -107,3 +115,20 @@ def test_a_burst_is_dispatched_in_chunks_each_published_before_the_next_claim(
         while queue_status(connection, queue).messages < BURST:
             assert time.monotonic() < deadline, "the burst did not reach the queue"
             time.sleep(0.05)
+
+
+def test_confirmed_chunks_are_marked_in_the_next_claims_transaction(
+    bursting_beat: tuple[DatabaseScheduler, str, list[tuple[str, int]]],
+) -> None:
+    """Pipelined: chunk k is sent before chunk k-1's confirms are awaited, and the runs the
+    broker confirmed ride along with a later claim; one mark transaction closes the burst."""
+    scheduler, _, events = bursting_beat
+    scheduler.tick()
+    assert scheduler.store is not None
+    along = sum(n for kind, n in events if kind == "mark in claim")
+    alone = [n for kind, n in events if kind == "mark"]
+    assert along > 0
+    assert len(alone) == 1, "the marks of all but the last chunks go with the next claim"
+    assert along + sum(alone) == BURST
+    pending = scheduler.store.pending_runs(limit=BURST)
+    assert pending == [], "every confirmed run is marked dispatched at the end of the burst"

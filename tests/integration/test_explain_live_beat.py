@@ -19,6 +19,7 @@ from scheduling.config.loading import load_settings
 from scheduling.operations.explain import explain_slot
 from scheduling.store import Store
 from tests.support.beats import QueueTap, beat_settings_text, start_beat, unique_queues
+from tests.support.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -67,6 +68,16 @@ def test_explain_follows_a_beat_that_dies_and_comes_back(
             tap.wait_for(lambda seen: any(m.entry == "tick" for m in seen), 20, "tick")
             (sent,) = store.runs_for_entry("tick", limit=1)
             at = sent.scheduled_for + timedelta(seconds=1)  # any instant up to the next slot
+            # The message can be in the queue a moment before beat has the confirm and marks it.
+            wait_for(
+                lambda: (
+                    explain_slot(store, settings, "tick", at, datetime.now(UTC)).reason
+                    == "dispatched"
+                ),
+                10,
+                "the run marked dispatched",
+                interval=0.05,
+            )
             dispatched = explain_slot(store, settings, "tick", at, datetime.now(UTC))
             assert dispatched.reason == "dispatched", dispatched
             assert dispatched.slot == sent.scheduled_for

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scheduling.beat.scheduler import DatabaseScheduler
-from scheduling.broker.publisher import OutgoingRun
+from scheduling.broker.publisher import OutgoingRun, SentBatch
 
 CRASH_FILE_ENV = "PERIODIC_TEST_CRASH_FILE"
 CRASH_EXIT_CODE = 70
@@ -25,9 +25,9 @@ class CrashBetweenClaimAndPublish(DatabaseScheduler):
     def setup_schedule(self) -> None:
         super().setup_schedule()
 
-        def crash(runs: Sequence[OutgoingRun]) -> None:
+        def crash(runs: Sequence[OutgoingRun]) -> SentBatch:
             ids = [run.task_id for run in runs]
             Path(os.environ[CRASH_FILE_ENV]).write_text(json.dumps(ids))
             os._exit(CRASH_EXIT_CODE)
 
-        self.publisher.publish = crash  # type: ignore[method-assign]
+        self.publisher.send = crash  # type: ignore[method-assign]
