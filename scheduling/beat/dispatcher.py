@@ -18,7 +18,8 @@ the next claim's transaction (one commit per chunk instead of two) and what is l
 `flush_marks` at the end of the burst. The order of the three steps per slot is unchanged
 (claimed before published, marked only once confirmed); a crash leaves at most the last two
 chunks' confirmed runs PENDING, to be republished as above (a worker's ledger then sees a
-second delivery of the same task id, see `scheduling.celery.ledger`).
+second delivery of the same task id and skips it once the run succeeded, see
+`scheduling.celery.task`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from scheduling.beat.entrytable import EntryTable
-from scheduling.beat.slotplan import DuePlan, outgoing_run, plan_due_entry, send_time
+from scheduling.beat.slotplan import (
+    CatchupMemo,
+    DuePlan,
+    outgoing_run,
+    plan_due_entry,
+    send_time,
+)
 from scheduling.broker.publisher import (
     BatchPublishError,
     ConfirmedPublisher,
@@ -199,6 +206,7 @@ class Dispatcher:
         """Plans of the entries that could be planned; each failure stays with its entry."""
         plans: list[DuePlan] = []
         faults = self.table.faults
+        memo: CatchupMemo = {}
         for record in records:
             shape = self.table.shape(record)
             if shape is None:
@@ -207,7 +215,7 @@ class Dispatcher:
                 record.name
             )
             try:
-                plan = plan_due_entry(record, shape, now, self.max_catchup, unfinished)
+                plan = plan_due_entry(record, shape, now, self.max_catchup, unfinished, memo)
                 self.table.due_time_after(record.name, plan.next_run)  # raises before the claim
             except Exception as error:  # arithmetic of this entry: its fault, not the tick's
                 self.table.fail(record.name, error)

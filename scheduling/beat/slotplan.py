@@ -23,11 +23,11 @@ from scheduling.broker.publisher import OutgoingRun
 from scheduling.config.compiler import entry_timetable, expiry, message_priority, resolve_queue
 from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.store import EntryRecord, RunState, SlotClaim
-from scheduling.timing.catchup import plan_catchup
+from scheduling.timing.catchup import CatchupPlan, plan_catchup
 from scheduling.timing.slots import jitter_offset, slot_task_id
 from scheduling.timing.timetables import Timetable
 
-__all__ = ["DuePlan", "EntryShape", "entry_shape", "plan_due_entry", "send_time"]
+__all__ = ["CatchupMemo", "DuePlan", "EntryShape", "entry_shape", "plan_due_entry", "send_time"]
 
 _TICK = timedelta(microseconds=1)
 
@@ -74,30 +74,47 @@ class DuePlan:
     missed_count: int = 0
 
 
+CatchupMemo = dict[tuple[int, datetime], tuple[EntryShape, CatchupPlan]]
+"""Catch-up plans of unjittered entries by (id of their shape, next slot), for one `now`; the
+shape is kept in the value, so its id cannot be reused while the memo lives."""
+
+
 def plan_due_entry(
     record: EntryRecord,
     shape: EntryShape,
     now: datetime,
     max_catchup: int,
     unfinished: bool = False,
+    memo: CatchupMemo | None = None,
 ) -> DuePlan:
-    """Slots of `record` due by `now`; `unfinished` says a previous run is still going."""
+    """Slots of `record` due by `now`; `unfinished` says a previous run is still going.
+
+    `memo` (one per `now` and `max_catchup`) shares the catch-up arithmetic between entries of
+    one definition due at the same slot, as a burst's are.
+    """
     definition = shape.definition
     plan = DuePlan(record.name)
     first = record.next_run_at
     if first is None:
         return plan
-    # Lateness is measured from the slot's send time, not its instant (see module doc).
-    offset = send_time(record.name, first, definition.jitter) - first
-    effective_now = now - offset
-    catchup = plan_catchup(
-        shape.timetable,
-        first - _TICK,
-        max(effective_now, first),
-        definition.catchup,
-        definition.misfire_grace,
-        max(1, max_catchup),
-    )
+    key = (id(shape), first)
+    shared = memo.get(key) if memo is not None and not definition.jitter else None
+    if shared is not None:
+        catchup = shared[1]
+    else:
+        # Lateness is measured from the slot's send time, not its instant (see module doc).
+        offset = send_time(record.name, first, definition.jitter) - first
+        effective_now = now - offset
+        catchup = plan_catchup(
+            shape.timetable,
+            first - _TICK,
+            max(effective_now, first),
+            definition.catchup,
+            definition.misfire_grace,
+            max(1, max_catchup),
+        )
+        if memo is not None and not definition.jitter:
+            memo[key] = (shape, catchup)
     plan.next_run = catchup.next_slot
     for slot in catchup.missed:
         plan.claims.append(_claim(record.name, slot, RunState.MISSED, shape.queue))

@@ -3,6 +3,13 @@
 The unique slot key (entry, scheduled_for, manual) decides: a slot can be inserted once,
 whoever tries, and `claim_slots` returns only the rows it inserted itself. Every claim is
 fenced by the lease token, so a deposed leader cannot claim beside its successor.
+
+A claim commits durably on PostgreSQL (``synchronous_commit`` stays on), although it is the
+commit beat waits for once per chunk of a burst. With it off, a server crash could lose a claim
+whose messages were already published: the next leader would claim the slot again, under the
+same task id, and publish it a second time, which a worker cannot tell from the first (its run
+row is gone), so the slot would run twice. Beat instead saves the second commit per chunk: the
+marks of earlier chunks ride along with the next claim (`claim_slots(dispatched=...)`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scheduling.beat.slotplan import entry_shape, plan_due_entry, send_time
+from scheduling.beat.slotplan import CatchupMemo, entry_shape, plan_due_entry, send_time
 from scheduling.config.settings import ScheduleEntry, Settings
 from scheduling.store import EntryRecord, RunState
 from scheduling.timing.slots import jitter_offset, slot_task_id
@@ -116,3 +116,25 @@ def test_expires_never_sends_no_expiry() -> None:
     result = plan(record(T0, every="1s", expires="never"), T0)
     (run,) = result.runs.values()
     assert run.expires is None
+
+
+def test_entries_sharing_a_definition_and_slot_plan_alike_with_a_shared_memo() -> None:
+    """A burst plans many entries of one definition due at one slot: the memo shares their
+    catch-up arithmetic, and each plan is still the one the entry would get alone."""
+    now = T0 + timedelta(seconds=19.5)
+    definitions = [
+        ScheduleEntry(task="scheduling.tasks.heartbeat.heartbeat", every="1s", catchup="all"),
+        ScheduleEntry(task="scheduling.tasks.heartbeat.heartbeat", every="10s", jitter="3s"),
+        ScheduleEntry(task="scheduling.tasks.heartbeat.heartbeat", every="1s", catchup="latest"),
+    ]
+    shapes = [entry_shape(definition, SETTINGS) for definition in definitions]
+    memo: CatchupMemo = {}
+    for index in range(12):
+        definition, shape = definitions[index % 3], shapes[index % 3]
+        first = T0 + timedelta(seconds=index % 2)
+        rec = entry_record(f"job-{index}", definition, first)
+        shared = plan_due_entry(rec, shape, now, 5, memo=memo)
+        alone = plan_due_entry(rec, shape, now, 5)
+        assert shared == alone
+        assert {claim.entry for claim in shared.claims} == {f"job-{index}"}
+    assert len(memo) == 4, "one per unjittered definition and first slot"
