@@ -128,6 +128,8 @@ _TASK_FLAGS = 0x8000 | 0x4000 | 0x2000 | 0x1000 | 0x0400 | 0x0200
 """content_type, content_encoding, headers, delivery_mode, correlation_id, reply_to."""
 _PRIORITY_FLAG = 0x0800
 _EMPTY_BODY = json_body([[], {}, _EMBED])
+_json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+"""A string as ``json.dumps`` writes it (ASCII, quoted)."""
 
 
 def _task_headers(run: OutgoingRun, origin: str) -> dict[str, Any]:
@@ -199,10 +201,13 @@ class TaskFrames:
         self.shape = MessageShape(
             [(key, VARIABLE if key in _TASK_VARIABLE else value) for key, value in constant.items()]
         )
-        self.variable = [key for key in constant if key in _TASK_VARIABLE]
+        if [key for key in constant if key in _TASK_VARIABLE] != list(_TASK_VARIABLE):
+            raise AssertionError("_TASK_VARIABLE must follow the order of _task_headers")
         self.leading = shortstr("application/json") + shortstr("utf-8")
         self.routes: dict[str, bytes] = {}
         self.event_args = publish_args(EVENT_EXCHANGE, "task.sent", mandatory=False)
+        self.quoted_exchange = _json_string(exchange)
+        self.quoted_origin = _json_string(origin)
         self.event_properties = (
             (0x8000 | 0x4000 | 0x2000 | 0x1000).to_bytes(2, "big")
             + self.leading
@@ -211,13 +216,22 @@ class TaskFrames:
         )
 
     def task(self, run: OutgoingRun, channel_id: int, frame_max: int) -> bytes:
-        headers = _task_headers(run, self.origin)
         flags = _TASK_FLAGS if run.priority is None else _TASK_FLAGS | _PRIORITY_FLAG
+        variable = (  # in `_TASK_VARIABLE` order, as `_task_headers` has them
+            run.task,
+            run.task_id,
+            run.expires.astimezone(UTC).isoformat() if run.expires else None,
+            run.task_id,
+            REDACTED if run.args else "()",
+            REDACTED if run.kwargs else "{}",
+            run.entry,
+            iso_utc(run.scheduled_for),
+        )
         properties = b"".join(
             (
                 flags.to_bytes(2, "big"),
                 self.leading,
-                self.shape.headers_table([headers[key] for key in self.variable]),
+                self.shape.headers_table(variable),
                 b"\x02" if run.priority is None else bytes((2, run.priority)),
                 shortstr(run.task_id),
                 b"\x00",  # reply_to ""
@@ -229,8 +243,22 @@ class TaskFrames:
         return publish_frames(channel_id, frame_max, args, properties, _task_body(run))
 
     def event(self, run: OutgoingRun, clock: int, channel_id: int, frame_max: int) -> bytes:
-        """The `sent_event` of `run` (its properties are the same for every run)."""
-        body = _sent_event_body(run, self.origin, self.exchange, clock)
+        """The `sent_event` of `run`: its properties are the same for every run, and its body
+        is the JSON ``json.dumps`` makes of `_sent_event_body`'s dict, filled into a template."""
+        quote = _json_string
+        task_id = quote(run.task_id)
+        queue = quote(run.queue)
+        expires = quote(run.expires.astimezone(UTC).isoformat()) if run.expires else "null"
+        body = (
+            f'{{"type": "task-sent", "uuid": {task_id}, "root_id": {task_id}, '
+            f'"parent_id": null, "name": {quote(run.task)}, '
+            f'"args": {quote(REDACTED if run.args else "()")}, '
+            f'"kwargs": {quote(REDACTED if run.kwargs else "{}")}, "retries": 0, "eta": null, '
+            f'"expires": {expires}, "queue": {queue}, "exchange": {self.quoted_exchange}, '
+            f'"routing_key": {queue}, "hostname": {self.quoted_origin}, '
+            f'"utcoffset": {_utcoffset()}, "pid": {os.getpid()}, "clock": {clock}, '
+            f'"timestamp": {time.time()!r}}}'
+        ).encode()
         return publish_frames(channel_id, frame_max, self.event_args, self.event_properties, body)
 
 

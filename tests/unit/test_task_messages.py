@@ -95,27 +95,37 @@ def amqp_frames(message: amqp.Message, exchange: str, routing_key: str, *, manda
     return bytes(capture.written)
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {},
-        {"args": [], "kwargs": {}},
-        {"priority": 0, "expires": None},
-        {"priority": 9, "entry": "ünïcode-entry", "kwargs": {"n": 2**40, "ok": True, "x": 1.5}},
-        {"args": ["x" * 300_000]},  # a body split over several frames
-    ],
-)
+SHAPES: list[dict[str, object]] = [
+    {},
+    {"args": [], "kwargs": {}},
+    {"priority": 0, "expires": None},
+    {"priority": 9, "entry": "ünïcode-entry", "kwargs": {"n": 2**40, "ok": True, "x": 1.5}},
+    {"args": ["x" * 300_000]},  # a body split over several frames
+    {"task": "tâche.ünïcode", "queue": "q-ü"},
+]
+
+
+@pytest.mark.parametrize("overrides", SHAPES)
 def test_encoded_frames_are_what_py_amqp_writes(overrides: dict[str, object]) -> None:
     frames = TaskFrames("beat@host", "periodic")
     message = run(**overrides)
-    expected = amqp_frames(task_message(message, "beat@host"), "periodic", "low", mandatory=True)
+    expected = amqp_frames(
+        task_message(message, "beat@host"), "periodic", message.queue, mandatory=True
+    )
     assert frames.task(message, 1, 131072) == expected
 
 
-def test_encoded_events_are_what_py_amqp_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.5)
-    frames = TaskFrames("beat@host", "periodic")
+@pytest.mark.parametrize("overrides", SHAPES)
+def test_encoded_events_are_what_py_amqp_writes(
+    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, object]
+) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.123456)
+    frames = TaskFrames("beat@höst", "periodic")
+    message = run(**overrides)
     expected = amqp_frames(
-        sent_event(run(), "beat@host", "periodic", 7), EVENT_EXCHANGE, "task.sent", mandatory=False
+        sent_event(message, "beat@höst", "periodic", 7),
+        EVENT_EXCHANGE,
+        "task.sent",
+        mandatory=False,
     )
-    assert frames.event(run(), 7, 1, 131072) == expected
+    assert frames.event(message, 7, 1, 131072) == expected
