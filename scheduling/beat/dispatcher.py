@@ -57,6 +57,10 @@ _NO_JITTER = timedelta(0)
 
 @dataclass
 class DispatchReport:
+    """What one chunk did. `dispatched` counts messages sent (their confirms are awaited with
+    the next chunk, see module doc); `lag` is the largest delay from a slot's send time to its
+    message being written to the broker, in seconds."""
+
     dispatched: int = 0
     missed: int = 0
     skipped: int = 0
