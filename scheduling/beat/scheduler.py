@@ -491,8 +491,9 @@ class DatabaseScheduler(Scheduler):
     def _warm_publisher(self) -> None:
         """Connect to the broker ahead of an entry due within a sync interval, so that its
         first message does not wait for the connection (about 20 ms, most of the first
-        message's latency otherwise). A leader with nothing due soon keeps no connection open
-        for it; a failure here is a broker outage like any other."""
+        message's latency otherwise). A leader with nothing due soon does not connect for it
+        (once open, the connection stays, as after any publish); a failure here is a broker
+        outage like any other."""
         if self.publisher.connected or self.broker_outage.down:
             return
         next_due = self.table.next_due()
