@@ -29,14 +29,17 @@ def database_name(tag: str) -> str:
 
 
 def configure(admin_url: str, database: str) -> None:
-    """Point this process's Django at `database` (once per process) and load its apps."""
+    """Point this process's Django at `database` (its apps are loaded once per process)."""
     import django
     from django.conf import settings
 
     if settings.configured:
-        current = settings.DATABASES["default"]["NAME"]
-        if current != database:
-            raise RuntimeError(f"Django is already configured for {current}, not {database}")
+        # Another run of this process (W1, then W3): point the same settings at this run's
+        # database. Django builds each thread's connection from this very dict.
+        from django.db import connections
+
+        connections.close_all()
+        settings.DATABASES["default"]["NAME"] = database
         return
     url = make_url(admin_url)
     settings.configure(
