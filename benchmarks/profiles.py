@@ -1,9 +1,10 @@
 """Where Periodic's beat spends its time, for the targets the benchmark reports as missed.
 
 ``python -m benchmarks.profiles idle {sqlite,postgresql} [N]``: the idle beat loop for 20 s
-(Celery's `Service`, lease thread and all), its CPU split by step: the scheduler's wake-ups
-(`Wakeup.wait`, the change signal), its ticks (and the change-sequence reads inside them), and
-the lease thread's rounds (renewal) and status writes.
+(Celery's `Service`, lease thread and all), its CPU split by thread (the beat loop, which sleeps
+in `Wakeup.wait`, and the lease thread, read from their own CPU clocks) and by step: ticks, the
+fallback change-sequence reads (inside the sleep), the lease rounds (renewal and status, one
+transaction) and garbage collections.
 
 ``python -m benchmarks.profiles burst {sqlite,postgresql} [N]``: N entries (default 10,000) due
 at once, dispatched by ticking the scheduler; the wall time split into the take-over load, claim
@@ -17,6 +18,7 @@ its own, deleted after); PostgreSQL as in `benchmarks.contenders`. Prints plain 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
@@ -73,34 +75,61 @@ def build(store: str, n: int, due: bool) -> tuple[DatabaseScheduler, Any, str, s
     return scheduler, contender, tag, queue
 
 
+def thread_cpu(thread: threading.Thread | None) -> float:
+    """CPU seconds a running thread has used so far (its own clock, read from outside)."""
+    if thread is None or thread.ident is None:
+        return 0.0
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
 def idle(store: str, n: int, window: float = 20.0) -> None:
     scheduler, contender, tag, _ = build(store, n, due=False)
     scheduler.tick()
     timings = Timings(time.thread_time)
     assert scheduler.leadership is not None
-    timings.wrap(scheduler.leadership, "run_round", "lease thread: renewal round")
-    timings.wrap(scheduler.leadership, "on_round", "lease thread: status write")
+    timings.wrap(scheduler.leadership, "run_round", "lease thread: renewal and status round")
     timings.wrap(scheduler, "_tick", "beat loop: tick (work)")
-    timings.wrap(scheduler, "_pull_changes", "beat loop: change-sequence read (in tick)")
-    timings.wrap(scheduler.wakeup, "wait", "beat loop: sleep and wake-ups (Wakeup.wait)")
+    timings.wrap(scheduler.wakeup, "current_seq", "beat loop: change-sequence read (fallback)")
+    collections = Timings(time.thread_time)
+    started: dict[int, float] = {}
+
+    def on_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[threading.get_ident()] = time.thread_time()
+            return
+        key = f"garbage collection, generation {info['generation']}"
+        collections.spent[key] += time.thread_time() - started.pop(threading.get_ident(), 0.0)
+        collections.calls[key] += 1
+
+    gc.callbacks.append(on_collection)
     service = Service(scheduler.app, scheduler_cls=DatabaseScheduler)
     service.__dict__["scheduler"] = scheduler
     thread = threading.Thread(target=service.start, daemon=True)
     thread.start()
     time.sleep(2.0)
+    lease_thread = scheduler.leadership._thread
     timings.spent.clear()
     timings.calls.clear()
+    collections.spent.clear()
+    collections.calls.clear()
     cpu = time.process_time()
+    loop_cpu, lease_cpu = thread_cpu(thread), thread_cpu(lease_thread)
     time.sleep(window)
+    loop_cpu, lease_cpu = thread_cpu(thread) - loop_cpu, thread_cpu(lease_thread) - lease_cpu
     cpu = time.process_time() - cpu
+    gc.callbacks.remove(on_collection)
     service.stop()
     thread.join(30)
     contender.cleanup(tag)
     whole = cpu / window * 1000
     print(f"idle beat, {store}, {n:,} entries, {window:g} s: whole process {whole:.3f} ms/s")
-    for label, spent in sorted(timings.spent.items()):
-        per_s, calls = spent / window * 1000, timings.calls[label] / window
-        print(f"  {label:48} {per_s:7.3f} ms/s  {calls:6.2f}/s")
+    for label, seconds in (("beat loop thread, all of it", loop_cpu), ("lease thread", lease_cpu)):
+        print(f"  {label:48} {seconds / window * 1000:7.3f} ms/s")
+    spent = timings.spent + collections.spent
+    calls = timings.calls + collections.calls
+    for label, seconds in sorted(spent.items()):
+        per_s, per_window = seconds / window * 1000, calls[label] / window
+        print(f"  {label:48} {per_s:7.3f} ms/s  {per_window:6.2f}/s")
 
 
 def burst(store: str, n: int) -> None:

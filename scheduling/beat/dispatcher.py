@@ -319,6 +319,10 @@ class Dispatcher:
                 attempts,
             )  # fmt: skip
 
+    def next_refusal_retry(self) -> datetime | None:
+        """When the earliest refused run is due to be sent again (None: none is waiting)."""
+        return min((at for _, _, at in self._refusals.values()), default=None)
+
     def retry_refused(self, now: datetime) -> None:
         """Send refused runs again once their backoff has passed."""
         due = [run for attempts, run, at in self._refusals.values() if at <= now]

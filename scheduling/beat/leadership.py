@@ -11,9 +11,11 @@ stops treating itself as leader as soon as its lease may have expired, and steps
 when the store says it is gone. Stepping down is normal operation: the beat keeps running as a
 standby and may lead again later.
 
-The same thread reports this beat's status (`on_round`, after every round): liveness belongs
-with the lease timer, which runs whatever the scheduler's loop is doing, and keeps a store write
-out of the tick.
+The same thread reports this beat's status: liveness belongs with the lease timer, which runs
+whatever the scheduler's loop is doing, and keeps a store write out of the tick. A leader's
+status goes with its renewal, in one transaction on the store's clock (`LeaseStore.renew_lease`:
+one round trip every ttl/3, the bulk of an idle beat's cost before); a standby writes it after
+each attempt to take over.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Protocol
 
 from scheduling.beat.outage import Outage
 from scheduling.errors import StoreError
-from scheduling.store import LeaseRecord
+from scheduling.store import BeatStatus, LeaseRecord
 
 __all__ = ["Leadership", "LeaseStore"]
 
@@ -40,9 +42,22 @@ class LeaseStore(Protocol):
     """Expiry is written and compared on the store's clock: no `now` from this host."""
 
     def acquire_lease(self, holder: str, ttl: timedelta) -> LeaseRecord | None: ...
-    def renew_lease(self, holder: str, token: int, ttl: timedelta) -> bool: ...
+    def renew_lease(
+        self,
+        holder: str,
+        token: int,
+        ttl: timedelta,
+        *,
+        status: BeatStatus | None = None,
+        forget_after: timedelta | None = None,
+    ) -> bool:
+        """Renew and, in the same transaction, record `status` (role "leader" only if renewed)
+        and forget beats silent for `forget_after`."""
+
     def release_lease(self, holder: str, token: int) -> None: ...
     def current_lease(self) -> LeaseRecord | None: ...
+    def record_beat(self, status: BeatStatus) -> None: ...
+    def prune_beats(self, older_than: timedelta) -> int: ...
 
 
 class Leadership:
@@ -53,7 +68,9 @@ class Leadership:
         store: LeaseStore,
         holder: str,
         ttl: timedelta,
-        on_round: Callable[[bool], None] | None = None,
+        status: Callable[[bool], BeatStatus | None] | None = None,
+        *,
+        forget_after: timedelta | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -61,8 +78,11 @@ class Leadership:
         """This host's wall clock: only for how long a standby sleeps, never for the lease."""
         self.holder = holder
         self.ttl = ttl
-        self.on_round = on_round
-        """Called from the lease thread after each round with whether this beat now leads."""
+        self.status = status
+        """This beat's status row for "leading or not", built on the lease thread every round
+        (None: nothing to report now)."""
+        self.forget_after = forget_after
+        """The leader drops beats whose status is older than this (None: never)."""
         self.generation = 0
         """Grows each time this beat becomes leader (so the scheduler can rebuild and republish)."""
         self._lock = threading.Lock()
@@ -95,7 +115,7 @@ class Leadership:
 
         The thread reports that first round at once, so the status appears as soon as beat runs.
         """
-        delay = self.run_round()
+        delay = self.run_round(report=False)
         self._thread = threading.Thread(
             target=self._run, args=(delay,), name="periodic-lease", daemon=True
         )
@@ -126,41 +146,58 @@ class Leadership:
         self._report()
         while not self._stop.wait(delay):
             delay = self.run_round()
-            if not self._stop.is_set():
-                self._report()
+
+    def _status(self, leading: bool) -> BeatStatus | None:
+        if self.status is None:
+            return None
+        try:
+            return self.status(leading)
+        except Exception:
+            logger.exception("beat status not built; the lease timer carries on")
+            return None
 
     def _report(self) -> None:
-        """Hand the round's outcome to `on_round`; a store fault there is logged, never raised."""
-        if self.on_round is None:
+        """Write the status after a standby's round; a store fault is logged, never raised."""
+        if self.status is None or self._stop.is_set():
+            return
+        leading = self.leading
+        status = self._status(leading)
+        if status is None:
             return
         try:
-            self.on_round(self.leading)
+            if leading and self.forget_after is not None:
+                self.store.prune_beats(self.forget_after)
+            self.store.record_beat(status)
         except StoreError as error:
             self._report_outage.failed(error)
             return
-        except Exception:
-            logger.exception("beat status report failed; the lease timer carries on")
-            return
         self._report_outage.succeeded()
 
-    def run_round(self) -> float:
-        """One renewal or take-over attempt; returns the seconds until the next one."""
+    def run_round(self, report: bool = True) -> float:
+        """One renewal or take-over attempt, with the status unless `report` is False; returns
+        the seconds until the next one."""
         interval = self.ttl.total_seconds() / 3
         started = time.monotonic()
         with self._lock:
             token = self._token
         try:
             if token is not None:
-                self._renew(token, started)
+                self._renew(token, started, report)
                 return interval
-            return self._try_acquire(started, interval)
+            delay = self._try_acquire(started, interval)
         except StoreError as error:
             self._outage.failed(error)
             self._lapse_if_expired()
             return min(interval, max(_MIN_POLL, self._outage.wait()))
+        if report:
+            self._report()
+        return delay
 
-    def _renew(self, token: int, started: float) -> None:
-        renewed = self.store.renew_lease(self.holder, token, self.ttl)
+    def _renew(self, token: int, started: float, report: bool) -> None:
+        status = self._status(True) if report else None
+        renewed = self.store.renew_lease(
+            self.holder, token, self.ttl, status=status, forget_after=self.forget_after
+        )
         self._outage.succeeded()
         with self._lock:
             if renewed and self._token == token:

@@ -13,9 +13,10 @@ every slot twice. Here the schedule lives in the store and beat keeps only a cac
   `data_version`, see `scheduling.store.notify`) and the poll fallback, then reads the store's
   change sequence and loads only the changed rows, never the table. `beat.sync_interval` is a
   bound, not a period: with a signal the sequence is still read every sync_interval /
-  `LISTENING_POLLS` (a lost notification costs no more than that); without one (the signal's
-  connection is down) every sync_interval / `CHANGE_POLLS`, as before. The settings file is
-  stat'ed at the same pace;
+  `LISTENING_POLLS` (a lost notification costs no more than that), on the signal's connection
+  and inside the sleep, so an idle leader does not tick for it; without one (the signal's
+  connection is down) every sync_interval / `CHANGE_POLLS` by the tick, as before. The settings
+  file is stat'ed at the same pace (from the sleep, or by the polling tick);
 * due slots are claimed in the store before they are published with publisher confirms and
   marked dispatched afterwards (`Dispatcher`: the outbox), so each slot is sent exactly once by
   whichever beat holds the lease (`Leadership`), and a claim whose publish never got confirmed
@@ -53,6 +54,7 @@ from celery.beat import ScheduleEntry as BeatEntry
 from celery.beat import Scheduler
 from sqlalchemy.engine import make_url
 
+from scheduling.beat.collector import loading_table
 from scheduling.beat.config_watch import SettingsWatcher, sync_schedule
 from scheduling.beat.dispatcher import Dispatcher, DispatchReport
 from scheduling.beat.entrytable import EntryTable
@@ -91,7 +93,9 @@ of the bound to process."""
 LISTENING_POLLS = 1
 """Change-sequence reads (and settings-file looks) per sync_interval while a change signal is
 open: the fallback for a lost notification, and the pace of the file watch. Every wake-up of
-an idle beat costs some 50-150 µs of CPU (most of it the wake-up itself), so few is cheap."""
+an idle beat costs some 50-150 µs of CPU (most of it the wake-up itself), so few is cheap. The
+reads happen inside the sleep (`Wakeup.wait`); a tick follows only when the sequence moved or
+the settings file needs its look."""
 SIGNAL_LOOK = 0.5
 """Seconds between looks at a signal without a socket (SQLite's data_version where inotify is
 unavailable: a few µs plus the wake-up), so a change still arrives within about half a second."""
@@ -121,7 +125,8 @@ class DatabaseScheduler(Scheduler):
             raise SystemExit(f"periodic: {error}") from None
         self.sync_interval: float = float(self.settings.beat.sync_interval.total_seconds())
         self.poll_interval = self.sync_interval / CHANGE_POLLS
-        self.beat_id = f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TAG}"
+        self._hostname = socket.gethostname()
+        self.beat_id = f"{self._hostname}:{os.getpid()}:{_PROCESS_TAG}"
         self.table = EntryTable(self.settings)
         self.publisher = ConfirmedPublisher.from_settings(
             self.settings.broker,
@@ -153,7 +158,12 @@ class DatabaseScheduler(Scheduler):
         """(end of the last completed tick, last dispatch lag): one tuple, so the lease thread
         reads both at once without a lock."""
         self._closed = False
-        self.wakeup = Wakeup(self._open_signal, min(self.poll_interval, SIGNAL_LOOK), SIGNAL_RETRY)
+        self.wakeup = Wakeup(
+            self._open_signal,
+            min(self.poll_interval, SIGNAL_LOOK),
+            SIGNAL_RETRY,
+            fallback_interval=self.sync_interval / LISTENING_POLLS,
+        )
         kwargs["max_interval"] = self.poll_interval
         super().__init__(app, *args, **kwargs)
         self.max_interval = self.poll_interval  # type: ignore[assignment]  # Celery takes floats
@@ -266,8 +276,13 @@ class DatabaseScheduler(Scheduler):
                 raise
             logger.critical("%s", error)
             raise SystemExit(f"periodic: {error}") from None
+        ttl = self.settings.beat.lease_ttl
         self.leadership = Leadership(
-            self.store, self.beat_id, self.settings.beat.lease_ttl, self._report_status
+            self.store,
+            self.beat_id,
+            ttl,
+            self._beat_status,
+            forget_after=max(DEAD_BEAT_AFTER, 10 * ttl),  # one beat keeps /beat free of the gone
         )
         self.dispatcher = Dispatcher(
             self.store,
@@ -361,20 +376,37 @@ class DatabaseScheduler(Scheduler):
             # the store is back once the lease thread's writes go through as well.
             self.store_outage.succeeded()
         leading = self.leadership is not None and self.leadership.leading
-        return self._delay(mono, self.table.next_due() if leading else None)
+        return self._delay(mono, self.table.next_due() if leading else None, leading)
 
     def _check_period(self) -> float:
-        """Seconds between change-sequence reads: longer while a change signal is open."""
-        if self.wakeup.listening:
-            return self.sync_interval / LISTENING_POLLS
-        return self.poll_interval
+        """Seconds between the tick's change checks (sequence read, settings file look).
 
-    def _delay(self, mono: float, next_due: datetime | None) -> float:
+        While a change signal is open the sleep itself reads the sequence and stats the
+        settings file (`Wakeup.wait`), and wakes the tick only when either moved.
+        """
+        if not self.wakeup.listening:
+            return self.poll_interval
+        return SWEEP_INTERVAL
+
+    def _settings_touched(self) -> bool:
+        """For the sleep's look once per sync_interval: an edit to read, or one to sync again."""
+        if self._unsynced is not None:
+            return True
+        return self.watcher is not None and self.watcher.touched()
+
+    def _delay(self, mono: float, next_due: datetime | None, leading: bool = False) -> float:
+        """Seconds until the next tick: a change check, a due entry, and for the leader the
+        sweep for unconfirmed claims and the retry of refused runs; an outage's backoff."""
         if self._more_due:
             return 0.0
         delay = self._next_check - mono
         if next_due is not None:
             delay = min(delay, (next_due - datetime.now(UTC)).total_seconds())
+        if leading and not self.broker_outage.down:  # (the sweep waits for the broker)
+            delay = min(delay, self._next_sweep - mono)
+            retry = self.dispatcher.next_refusal_retry() if self.dispatcher else None
+            if retry is not None:
+                delay = min(delay, (retry - datetime.now(UTC)).total_seconds())
         outage = self.store_outage if self.store_outage.down else self.broker_outage
         if outage.down and not outage.ready():
             delay = min(delay, outage.wait())
@@ -396,7 +428,7 @@ class DatabaseScheduler(Scheduler):
             return delay
         if delay <= 0.0:
             return 0.0
-        if self.wakeup.wait(delay):
+        if self.wakeup.wait(delay, self._seq, self._settings_touched):
             self._next_check = 0.0
         return 0.0
 
@@ -509,7 +541,8 @@ class DatabaseScheduler(Scheduler):
         started = time.monotonic()
         self._seq = self.store.change_seq()
         self.table.faults.adopt(self.store.entry_faults())
-        self.table.load(self.store.entry_index())
+        with loading_table():
+            self.table.load(self.store.entry_index())
         self._republish = True
         self._warm_publisher()
         logger.info(
@@ -648,21 +681,16 @@ class DatabaseScheduler(Scheduler):
         except StoreError as error:
             logger.debug("entry faults not written yet: %s", error)
 
-    def _report_status(self, leading: bool) -> None:
-        """Write this beat's status; called by `Leadership` from the lease thread."""
-        store = self.store
-        if store is None or self._closed:
-            return
+    def _beat_status(self, leading: bool) -> BeatStatus | None:
+        """This beat's status row; built by `Leadership` on the lease thread every round."""
+        if self.store is None or self._closed:
+            return None
         last_tick, lag = self._progress
-        if leading:  # one beat keeps /beat free of beats long gone
-            store.prune_beats(max(DEAD_BEAT_AFTER, 10 * self.settings.beat.lease_ttl))
-        store.record_beat(
-            BeatStatus(
-                beat_id=self.beat_id,
-                hostname=socket.gethostname(),
-                pid=os.getpid(),
-                role="leader" if leading else "standby",
-                last_tick=last_tick,
-                lag=lag,
-            )
+        return BeatStatus(
+            beat_id=self.beat_id,
+            hostname=self._hostname,
+            pid=os.getpid(),
+            role="leader" if leading else "standby",
+            last_tick=last_tick,
+            lag=lag,
         )

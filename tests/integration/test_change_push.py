@@ -41,21 +41,25 @@ ENTRY = "push-probe"
 class RunningBeat:
     """A scheduler ticked by a thread until `stop()`."""
 
-    def __init__(self, store_url: str, sync_interval: timedelta) -> None:
+    def __init__(
+        self, store_url: str, sync_interval: timedelta, lease_ttl: timedelta = timedelta(seconds=30)
+    ) -> None:
         settings = Settings(
             app=AppSettings(database_url=SecretStr(store_url)),
             broker=BrokerSettings(url=SecretStr("amqp://guest:guest@127.0.0.1:1//")),
             queues={"default": QueueSettings(default=True)},
-            beat=BeatSettings(sync_interval=sync_interval, lease_ttl=timedelta(seconds=30)),
+            beat=BeatSettings(sync_interval=sync_interval, lease_ttl=lease_ttl),
             schedule={},
         )
         self.scheduler = DatabaseScheduler(app=create_celery(settings), lazy=True)
+        self.ticks = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="test-beat", daemon=True)
 
     def _run(self) -> None:
         self.scheduler.setup_schedule()
         while not self._stop.is_set():
+            self.ticks += 1
             delay = self.scheduler.tick()
             if delay > 0:
                 self._stop.wait(delay)
@@ -94,8 +98,10 @@ def beat_on(store_url: str, store: Store) -> Iterator[Any]:
     store.bulk_create_entries([(ENTRY, definition, later)])
     started: list[RunningBeat] = []
 
-    def start(sync_interval: timedelta) -> RunningBeat:
-        beat = RunningBeat(store_url, sync_interval)
+    def start(
+        sync_interval: timedelta, lease_ttl: timedelta = timedelta(seconds=30)
+    ) -> RunningBeat:
+        beat = RunningBeat(store_url, sync_interval, lease_ttl)
         started.append(beat)
         beat.start()
         return beat
@@ -112,6 +118,26 @@ def test_a_change_reaches_the_leader_without_waiting_for_a_poll(beat_on: Any, st
         store.set_paused(ENTRY, paused)
         took = wait_for(lambda p=paused: beat.active() is not p, 5, f"paused={paused} arrives")
         assert took < 5
+
+
+def test_the_leaders_own_lease_renewals_do_not_make_it_tick(
+    beat_on: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite every commit of another connection moves data_version and wakes the watch,
+    the beat's own renewals (every lease_ttl / 3) included; only a schedule change may tick."""
+    renewals: list[bool] = []
+    renew = Store.renew_lease
+
+    def counted(self: Store, *args: Any, **kwargs: Any) -> bool:
+        renewals.append(renew(self, *args, **kwargs))
+        return renewals[-1]
+
+    monkeypatch.setattr(Store, "renew_lease", counted)
+    beat = beat_on(timedelta(seconds=60), lease_ttl=timedelta(seconds=1))
+    ticks, renewed = beat.ticks, len(renewals)
+    wait_for(lambda: len(renewals) >= renewed + 4, 10, "four renewals (every 1/3 s)")
+    assert all(renewals)
+    assert beat.ticks == ticks
 
 
 class DeafSignal:

@@ -6,8 +6,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from scheduling.store import BeatStatus, LeaseRecord, Store
+from scheduling.store.renewal import LEASE_CONNECTION_NAME
 from tests.support.store_lookups import stored_lease
 
 pytestmark = pytest.mark.integration
@@ -140,3 +143,68 @@ def test_beats_report_their_status_by_id(store: Store) -> None:
         BeatStatus("a-2", "host-b", 200, "standby", NOW, None),
         updated,
     ]
+
+
+def test_a_renewal_writes_the_status_in_the_same_transaction(store: Store) -> None:
+    lease = store.acquire_lease("beat-a", TTL)
+    assert lease is not None
+    mine = BeatStatus("beat-a", "host-a", 100, "leader", NOW, 0.25)
+
+    assert store.renew_lease("beat-a", lease.token, TTL, status=mine) is True
+    assert store.beats() == [mine]
+
+    # A renewal that fails reports the beat as standby in the same call.
+    assert store.renew_lease("beat-a", lease.token + 1, TTL, status=mine) is False
+    assert [beat.role for beat in store.beats()] == ["standby"]
+
+
+def test_a_renewal_sets_the_expiry_on_the_store_clock(store: Store) -> None:
+    lease = store.acquire_lease("beat-a", TTL)
+    assert lease is not None
+    before = store.current_lease()
+    assert before is not None
+    assert before.observed_at is not None
+
+    assert store.renew_lease("beat-a", lease.token, TTL) is True
+
+    after = store.current_lease()
+    assert after is not None
+    assert after.observed_at is not None
+    assert before.observed_at + TTL <= after.expires_at <= after.observed_at + TTL
+
+
+def test_a_renewing_leader_forgets_silent_beats_but_not_itself(store: Store) -> None:
+    lease = store.acquire_lease("beat-a", TTL)
+    assert lease is not None
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    store.record_beat(BeatStatus("gone", "host-b", 2, "standby", long_ago, None))
+    stuck = BeatStatus("beat-a", "host-a", 1, "leader", long_ago, None)  # its loop hangs
+
+    assert store.renew_lease("beat-a", lease.token, TTL, status=stuck, forget_after=TTL)
+
+    assert store.beats() == [stuck]
+
+
+def test_a_dropped_lease_connection_is_reopened_by_the_next_renewal(
+    store: Store, store_url: str
+) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("a SQLite file has no server to drop the connection")
+    lease = store.acquire_lease("beat-a", TTL)
+    assert lease is not None
+    assert store.renew_lease("beat-a", lease.token, TTL)
+    engine = create_engine(store_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND datname = current_database()"
+                ),
+                {"name": LEASE_CONNECTION_NAME},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert killed == 1
+    # The round that finds it dead connects again and renews, as a pre-ping would have.
+    assert store.renew_lease("beat-a", lease.token, TTL)

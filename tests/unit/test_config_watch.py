@@ -39,6 +39,20 @@ def test_an_edit_yields_the_new_settings_once(write_settings: Callable[..., Path
     assert watcher.poll() is None
 
 
+def test_touched_says_the_file_moved_until_the_next_poll(
+    write_settings: Callable[..., Path],
+) -> None:
+    path = write_settings(ENTRY.format(every="10s"))
+    watcher = SettingsWatcher(path, load_settings)
+    assert not watcher.touched()
+    write_settings(ENTRY.format(every="20s"))
+    bump_mtime(path)
+    assert watcher.touched()
+    assert watcher.touched()  # asking reads nothing and consumes nothing
+    assert watcher.poll() is not None
+    assert not watcher.touched()
+
+
 def test_touching_without_a_change_is_not_a_change(write_settings: Callable[..., Path]) -> None:
     path = write_settings(ENTRY.format(every="10s"))
     watcher = SettingsWatcher(path, load_settings)

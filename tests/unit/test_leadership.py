@@ -1,16 +1,18 @@
 """The lease timer: a lone beat leads at once, a standby takes over when the lease ends, a
 failing store makes the leader stand by once its lease may have expired, never crash; the
-beat's status is reported from the lease thread after every round."""
+beat's status is reported from the lease thread after every round, a leader's in the same store
+call as its renewal."""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from scheduling.beat.leadership import Leadership
 from scheduling.errors import StoreError
-from scheduling.store import LeaseRecord
+from scheduling.store import BeatStatus, LeaseRecord
 from tests.support.polling import wait_for
 
 TTL = timedelta(seconds=3)
@@ -22,6 +24,10 @@ class FakeLeaseStore:
     def __init__(self) -> None:
         self.lease: LeaseRecord | None = None
         self.failing = False
+        self.statuses: list[tuple[str, str, BeatStatus]] = []
+        """(store call, thread name, status) for every status written."""
+        self.status_failing = False
+        self.forgotten: list[timedelta] = []
 
     def _check(self) -> None:
         if self.failing:
@@ -40,15 +46,40 @@ class FakeLeaseStore:
         return self.lease
 
     def renew_lease(
-        self, holder: str, token: int, ttl: timedelta, now: datetime | None = None
+        self,
+        holder: str,
+        token: int,
+        ttl: timedelta,
+        *,
+        status: BeatStatus | None = None,
+        forget_after: timedelta | None = None,
     ) -> bool:
         self._check()
-        now = now or datetime.now(UTC)
+        now = datetime.now(UTC)
         lease = self.lease
-        if lease is None or lease.holder != holder or lease.token != token:
-            return False
-        self.lease = LeaseRecord(holder, token, now + ttl, lease.acquired_at)
-        return True
+        renewed = lease is not None and lease.holder == holder and lease.token == token
+        if renewed and lease is not None:
+            self.lease = LeaseRecord(holder, token, now + ttl, lease.acquired_at)
+            if forget_after is not None:
+                self.forgotten.append(forget_after)
+        if status is not None:
+            role = "leader" if renewed else "standby"
+            self._record("renew_lease", replace(status, role=role))
+        return renewed
+
+    def record_beat(self, status: BeatStatus) -> None:
+        self._check()
+        if self.status_failing:
+            raise StoreError("database is locked")
+        self._record("record_beat", status)
+
+    def prune_beats(self, older_than: timedelta) -> int:
+        self._check()
+        self.forgotten.append(older_than)
+        return 0
+
+    def _record(self, call: str, status: BeatStatus) -> None:
+        self.statuses.append((call, threading.current_thread().name, status))
 
     def release_lease(self, holder: str, token: int) -> None:
         self._check()
@@ -119,38 +150,64 @@ def test_step_down_stops_claims_until_the_lease_is_won_again() -> None:
     assert leader.token is None
 
 
-def test_the_status_callback_runs_in_the_lease_thread_after_every_round() -> None:
+def status_of(leading: bool) -> BeatStatus:
+    role = "leader" if leading else "standby"
+    return BeatStatus("a", "host", 1, role, datetime.now(UTC), None)
+
+
+def test_the_status_is_written_from_the_lease_thread_after_every_round() -> None:
     store = FakeLeaseStore()
-    reports: list[tuple[str, bool]] = []
-    leader = Leadership(
-        store,
-        "a",
-        timedelta(seconds=0.3),
-        lambda leading: reports.append((threading.current_thread().name, leading)),
-    )
+    forget = timedelta(minutes=1)
+    leader = Leadership(store, "a", timedelta(seconds=0.3), status_of, forget_after=forget)
     leader.start()
     try:
-        wait_for(lambda: len(reports) >= 3)
+        wait_for(lambda: len(store.statuses) >= 3)
     finally:
         leader.stop()
-    assert {name for name, _ in reports} == {"periodic-lease"}
-    assert all(leading for _, leading in reports)
+    assert {thread for _, thread, _ in store.statuses} == {"periodic-lease"}
+    assert all(status.role == "leader" for _, _, status in store.statuses)
+    # The first round's status is written alone, every renewal's with the renewal itself.
+    calls = [call for call, _, _ in store.statuses]
+    assert calls[0] == "record_beat"
+    assert set(calls[1:]) == {"renew_lease"}
+    assert set(store.forgotten) == {forget}
     assert store.lease is not None
     assert store.lease.holder == ""  # stop() handed the lease back after the last report
 
 
-def test_a_failing_status_callback_never_stops_the_lease_timer() -> None:
+def test_a_renewal_that_fails_reports_standby_in_the_same_call() -> None:
     store = FakeLeaseStore()
-    calls: list[bool] = []
+    leader = Leadership(store, "a", TTL, status_of)
+    leader.run_round()
+    store.lease = LeaseRecord("b", 2, datetime.now(UTC) + TTL, datetime.now(UTC))
+    leader.run_round()
+    assert leader.token is None
+    assert store.statuses[-1][0] == "renew_lease"
+    assert store.statuses[-1][2].role == "standby"
 
-    def report(leading: bool) -> None:
-        calls.append(leading)
-        raise StoreError("database is locked")
 
-    leader = Leadership(store, "a", timedelta(seconds=0.3), report)
+def test_a_failing_status_never_stops_the_lease_timer() -> None:
+    store = FakeLeaseStore()
+    store.status_failing = True  # the standby's separate status write fails
+    built: list[bool] = []
+
+    def broken(leading: bool) -> BeatStatus:
+        built.append(leading)
+        raise RuntimeError("a bug in the status")
+
+    leader = Leadership(store, "a", timedelta(seconds=0.3), broken)
     leader.start()
     try:
-        wait_for(lambda: len(calls) >= 3)
-        assert leader.token == 1
+        wait_for(lambda: len(built) >= 3)
+        assert leader.token == 1  # the renewals went on without a status
     finally:
         leader.stop()
+    failing = Leadership(FakeLeaseStore(), "b", timedelta(seconds=0.3), status_of)
+    assert isinstance(failing.store, FakeLeaseStore)
+    failing.store.status_failing = True
+    failing.start()
+    try:
+        wait_for(lambda: len(failing.store.statuses) >= 2)  # type: ignore[attr-defined]
+        assert failing.token == 1
+    finally:
+        failing.stop()

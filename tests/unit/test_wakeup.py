@@ -1,13 +1,13 @@
-"""Beat's sleep: woken by a signal's socket, by a nudge, or at its timeout; a broken signal is
-dropped, polled around and reopened. (The real signals are tested in
-tests/integration/test_change_push.py.)"""
+"""Beat's sleep: woken by a signal's socket, by a nudge, by the change sequence it reads as the
+poll fallback, or at its timeout; a broken signal is dropped, polled around and reopened. (The
+real signals are tested in tests/integration/test_change_push.py.)"""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -23,6 +23,8 @@ class PipeSignal:
         os.set_blocking(self.read_fd, False)
         self.broken = False
         self.closed = False
+        self.seq = 7
+        self.reads = 0
 
     def notify(self) -> None:
         os.write(self.write_fd, b"x")
@@ -41,7 +43,8 @@ class PipeSignal:
     def current_seq(self) -> int:
         if self.broken:
             raise StoreError("listener lost")
-        return 7
+        self.reads += 1
+        return self.seq
 
     def close(self) -> None:
         self.closed = True
@@ -60,14 +63,14 @@ def wakeup(signals: list[PipeSignal]) -> Iterator[Wakeup]:
         signals.append(PipeSignal())
         return signals[-1]
 
-    sleeper = Wakeup(open_signal, look_interval=0.05, retry_interval=0.2)
+    sleeper = Wakeup(open_signal, look_interval=0.05, retry_interval=0.2, fallback_interval=0.1)
     yield sleeper
     sleeper.dispose()
 
 
-def timed(wakeup: Wakeup, timeout: float) -> tuple[bool, float]:
+def timed(wakeup: Wakeup, timeout: float, seen_seq: int | None = None) -> tuple[bool, float]:
     started = time.monotonic()
-    woken = wakeup.wait(timeout)
+    woken = wakeup.wait(timeout, seen_seq)
     return woken, time.monotonic() - started
 
 
@@ -117,3 +120,58 @@ def test_a_broken_signal_is_dropped_then_reopened(
     assert took < 5
     assert wakeup.listening
     assert len(signals) == 2
+
+
+def test_the_fallback_reads_the_sequence_while_sleeping_and_sleeps_on_if_unmoved(
+    wakeup: Wakeup, signals: list[PipeSignal]
+) -> None:
+    wakeup.wait(0)
+    woken, took = timed(wakeup, 0.35, seen_seq=7)
+    assert not woken
+    assert took >= 0.34
+    assert signals[0].reads >= 2  # every fallback_interval (0.1 s), without waking the caller
+
+
+def test_a_sequence_moved_without_a_notification_wakes_it_at_the_fallback_read(
+    wakeup: Wakeup, signals: list[PipeSignal]
+) -> None:
+    wakeup.wait(0)
+    signals[0].seq = 8  # a writer that sent no notification
+    woken, took = timed(wakeup, 10, seen_seq=7)
+    assert woken
+    assert took < 5
+    assert signals[0].reads == 1
+
+
+def test_waits_shorter_than_the_fallback_interval_still_read_at_its_pace(
+    wakeup: Wakeup, signals: list[PipeSignal]
+) -> None:
+    """A leader with an entry due every 50 ms never sleeps a whole fallback interval."""
+    wakeup.wait(0)
+    signals[0].seq = 8  # moved without a notification
+    started = time.monotonic()
+    woken = False
+    while not woken and time.monotonic() - started < 5:
+        woken = wakeup.wait(0.05, seen_seq=7)
+    assert woken
+    assert signals[0].reads == 1
+
+
+def test_a_look_that_says_yes_wakes_it_at_the_fallback_read(wakeup: Wakeup) -> None:
+    wakeup.wait(0)
+    looks: list[float] = []
+
+    def settings_touched() -> bool:
+        looks.append(time.monotonic())
+        return len(looks) >= 2
+
+    woken, took = timed_look(wakeup, 10, settings_touched)
+    assert woken
+    assert len(looks) == 2
+    assert took < 5
+
+
+def timed_look(wakeup: Wakeup, timeout: float, look: Callable[[], bool]) -> tuple[bool, float]:
+    started = time.monotonic()
+    woken = wakeup.wait(timeout, 7, look)
+    return woken, time.monotonic() - started

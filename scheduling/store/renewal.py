@@ -1,0 +1,251 @@
+"""The lease thread's own connection: renewal, status and pruning in one transaction.
+
+A leading beat renews its lease every lease_ttl / 3 for as long as it runs, and reports its status
+with it. Through the pool that was two or three write transactions per round, each a checkout
+(with a pre-ping round trip on PostgreSQL, a reset on return) plus a read of the database clock,
+about a millisecond of CPU taken cold every few seconds: most of an idle beat's cost. Here it is
+one transaction on one held connection, driven through the DB-API driver without SQLAlchemy:
+
+* PostgreSQL: one autocommit statement (data-modifying CTEs): one round trip per round, prepared
+  by psycopg after a few runs, no pre-ping: a connection found dropped is replaced and the
+  (idempotent) statement run once more on the new one; a fault beyond that is a `StoreError`, as
+  any store fault, and the next round connects again;
+* SQLite: ``BEGIN IMMEDIATE``, three statements, ``COMMIT`` on a held ``sqlite3`` connection set
+  up like the pool's (busy timeout, ``synchronous = NORMAL``).
+
+Expiry is computed in SQL on the store's clock (PostgreSQL ``clock_timestamp()``, SQLite
+``'now'``), as `database_now` does for the pooled operations, so no separate clock read is needed
+and a skewed host clock still cannot move the lease. The status row says "leader" only when the
+renewal in the same transaction succeeded. In-memory SQLite stores have no second connection:
+`RenewalConnection.usable` is False and the caller uses the pool.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from scheduling.errors import StoreError
+from scheduling.store.database import SQLITE_BUSY_TIMEOUT_MS, Database
+from scheduling.store.records import BeatStatus
+from scheduling.store.schema import LEASE_NAME, sqlite_text
+
+__all__ = ["LEASE_CONNECTION_NAME", "Renewal", "RenewalConnection"]
+
+LEASE_CONNECTION_NAME = "periodic-beat-lease"
+"""The application_name of the lease thread's PostgreSQL connection (see pg_stat_activity)."""
+_CONNECT_TIMEOUT_S = 3
+
+_PG_NOW = "(clock_timestamp() AT TIME ZONE 'UTC')"
+_PG_RENEW = """
+WITH renewed AS (
+    UPDATE periodic_lease SET expires_at = {now} + make_interval(secs => %(ttl)s::float8)
+    WHERE name = %(lease)s AND holder = %(holder)s AND token = %(token)s
+    RETURNING token
+), reported AS (
+    INSERT INTO periodic_beats (beat_id, hostname, pid, role, last_tick, lag)
+    SELECT %(beat_id)s, %(hostname)s, %(pid)s::int,
+           CASE WHEN EXISTS (SELECT FROM renewed) THEN 'leader' ELSE 'standby' END,
+           %(last_tick)s::timestamp, %(lag)s::float8
+    WHERE %(report)s::boolean
+    ON CONFLICT (beat_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid,
+        role = excluded.role, last_tick = excluded.last_tick, lag = excluded.lag
+), forgotten AS (
+    DELETE FROM periodic_beats
+    WHERE %(forget)s::boolean AND EXISTS (SELECT FROM renewed)
+      AND beat_id <> %(beat_id)s
+      AND last_tick < {now} - make_interval(secs => %(forget_after)s::float8)
+)
+SELECT count(*) FROM renewed
+"""
+_PG_RENEW_ON_SERVER_CLOCK = _PG_RENEW.format(now=_PG_NOW)
+_PG_RENEW_AT = _PG_RENEW.format(now="%(now)s::timestamp")
+
+_SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now', ?) || '000'"
+"""The store's clock plus a modifier (``'+10.000 seconds'``), laid out as UTCDateTime stores it
+(SQLite's clock has milliseconds)."""
+_SQLITE_RENEW = (
+    "UPDATE periodic_lease SET expires_at = {expires} WHERE name = ? AND holder = ? AND token = ?"
+)
+_SQLITE_RENEW_ON_STORE_CLOCK = _SQLITE_RENEW.format(expires=_SQLITE_NOW)
+_SQLITE_RENEW_AT = _SQLITE_RENEW.format(expires="?")
+_SQLITE_REPORT = (
+    "INSERT INTO periodic_beats (beat_id, hostname, pid, role, last_tick, lag) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (beat_id) DO UPDATE SET hostname = excluded.hostname, "
+    "pid = excluded.pid, role = excluded.role, last_tick = excluded.last_tick, lag = excluded.lag"
+)
+_SQLITE_FORGET = "DELETE FROM periodic_beats WHERE beat_id <> ? AND last_tick < {cutoff}"
+_SQLITE_FORGET_ON_STORE_CLOCK = _SQLITE_FORGET.format(cutoff=_SQLITE_NOW)
+_SQLITE_FORGET_BEFORE = _SQLITE_FORGET.format(cutoff="?")
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """One round of a leading beat: renew (holder, token) for `ttl`, report `status` (its role
+    decided by the renewal), and forget beats silent for `forget_after` if it renewed."""
+
+    holder: str
+    token: int
+    ttl: timedelta
+    status: BeatStatus | None = None
+    forget_after: timedelta | None = None
+    now: datetime | None = None
+    """Pinned store clock (tests); None: the store's own clock, read in the statement."""
+
+
+def _sqlite_modifier(value: timedelta) -> str:
+    return f"{value.total_seconds():+.6f} seconds"
+
+
+class RenewalConnection:
+    """A held connection for `Renewal`s, opened on first use and after a fault (thread-safe)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._pg: psycopg.Connection[Any] | None = None
+        self._sqlite: sqlite3.Connection | None = None
+        database = db.url.database
+        self.usable = db.is_postgresql or not (
+            database in (None, "", ":memory:") or str(database).startswith("file:")
+        )
+        """False for in-memory SQLite: only the pool's connection sees that database."""
+
+    def renew(self, renewal: Renewal) -> bool:
+        """Run one round; True if the lease was renewed. Raises StoreError on any fault."""
+        with self._lock:
+            if self._db.is_postgresql:
+                return self._renew_postgresql(renewal)
+            return self._renew_sqlite(renewal)
+
+    def close(self) -> None:
+        with self._lock:
+            pg, self._pg = self._pg, None
+            lite, self._sqlite = self._sqlite, None
+        if pg is not None:
+            pg.close()
+        if lite is not None:
+            lite.close()
+
+    def _fault(self, error: Exception) -> StoreError:
+        lines = str(error).strip().splitlines()
+        first = lines[0] if lines else type(error).__name__
+        return StoreError(f"store {self._db.safe_url}: {first}")
+
+    # --- PostgreSQL ------------------------------------------------------------------
+
+    def _postgresql(self) -> psycopg.Connection[Any]:
+        if self._pg is None or self._pg.closed:
+            cargs, cparams = self._db.engine.dialect.create_connect_args(self._db.url)
+            cparams.pop("context", None)
+            cparams.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
+            cparams.setdefault("application_name", LEASE_CONNECTION_NAME)
+            self._pg = psycopg.connect(*cargs, **cparams, autocommit=True)
+        return self._pg
+
+    def _renew_postgresql(self, renewal: Renewal) -> bool:
+        status = renewal.status
+        params: dict[str, Any] = {
+            "ttl": renewal.ttl.total_seconds(),
+            "lease": LEASE_NAME,
+            "holder": renewal.holder,
+            "token": renewal.token,
+            "report": status is not None,
+            "beat_id": status.beat_id if status else "",
+            "hostname": status.hostname if status else "",
+            "pid": status.pid if status else 0,
+            "last_tick": _naive_utc(status.last_tick) if status else None,
+            "lag": status.lag if status else None,
+            "forget": renewal.forget_after is not None,
+            "forget_after": renewal.forget_after.total_seconds() if renewal.forget_after else 0.0,
+        }
+        statement = _PG_RENEW_ON_SERVER_CLOCK
+        if renewal.now is not None:
+            statement, params["now"] = _PG_RENEW_AT, _naive_utc(renewal.now)
+        reused = self._pg is not None
+        try:
+            try:
+                row = self._postgresql().execute(statement, params).fetchone()
+            except psycopg.OperationalError:
+                if not reused or not self._drop_broken():
+                    raise
+                # What a pre-ping would have found (a restarted server, a proxy's idle cut):
+                # the statement is idempotent, so one retry on a new connection is safe.
+                row = self._postgresql().execute(statement, params).fetchone()
+        except psycopg.Error as error:
+            self._drop_broken()
+            raise self._fault(error) from error
+        return row is not None and int(row[0]) == 1
+
+    def _drop_broken(self) -> bool:
+        """Forget a connection that can no longer be used; whether there was one."""
+        conn = self._pg
+        if conn is None or not (conn.broken or conn.closed):
+            return False
+        conn.close()
+        self._pg = None
+        return True
+
+    # --- SQLite ----------------------------------------------------------------------
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        if self._sqlite is None:
+            conn = sqlite3.connect(
+                self._db.url.database or "",
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._sqlite = conn
+        return self._sqlite
+
+    def _renew_sqlite(self, renewal: Renewal) -> bool:
+        try:
+            conn = self._sqlite_connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                renewed = self._sqlite_statements(conn, renewal)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise self._fault(error) from error
+        return renewed
+
+    @staticmethod
+    def _sqlite_statements(conn: sqlite3.Connection, renewal: Renewal) -> bool:
+        key = (LEASE_NAME, renewal.holder, renewal.token)
+        if renewal.now is None:
+            expires = _sqlite_modifier(renewal.ttl)
+            renewed = conn.execute(_SQLITE_RENEW_ON_STORE_CLOCK, (expires, *key)).rowcount
+        else:
+            until = sqlite_text(renewal.now + renewal.ttl)
+            renewed = conn.execute(_SQLITE_RENEW_AT, (until, *key)).rowcount
+        status = renewal.status
+        if status is not None:
+            role = "leader" if renewed == 1 else "standby"
+            values = (status.beat_id, status.hostname, status.pid, role)
+            tick = sqlite_text(status.last_tick)
+            conn.execute(_SQLITE_REPORT, (*values, tick, status.lag))
+        if renewed == 1 and renewal.forget_after is not None:
+            beat_id = status.beat_id if status is not None else ""
+            if renewal.now is None:
+                before = _sqlite_modifier(-renewal.forget_after)
+                conn.execute(_SQLITE_FORGET_ON_STORE_CLOCK, (beat_id, before))
+            else:
+                cutoff = sqlite_text(renewal.now - renewal.forget_after)
+                conn.execute(_SQLITE_FORGET_BEFORE, (beat_id, cutoff))
+        return renewed == 1
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
