@@ -104,7 +104,7 @@ def main() -> None:
                     print(f"W3 propagation {key} {size} ...", flush=True)
                     # django-celery-beat takes seconds a sample (it polls every 5 s, then
                     # reloads every entry): fewer samples keep the run short.
-                    samples = 8 if quick or key == "django-beat" else 20
+                    samples = 8 if quick or key == "django-beat" else 50
                     row = w3_propagation(broker_url, workdir, size, samples, key)
                     row["load1"] = os.getloadavg()[0]
                     results["w3"].append(row)
