@@ -208,7 +208,9 @@ def markdown(results: dict[str, Any]) -> str:
         "beat loop's own `tick()` calls in the window, each measured (CPU time of the loop's "
         "thread) as the loop makes it, after a real sleep and so with cold caches, not back to "
         "back (Periodic's tick waits on its change signal inside, so wall time would count the "
-        "sleep). RSS growth is measured in a fresh process.",
+        "sleep; an idle Periodic leader ticks only for its 30 s sweep and reads the change "
+        "sequence once per second inside that sleep, so its tick's CPU covers up to 30 s). RSS "
+        "growth is measured in a fresh process.",
         "",
         "| scheduler | entries | start-up s | CPU ms per idle s | ticks per s | median tick CPU ms "
         "| RSS growth MB | load |",
