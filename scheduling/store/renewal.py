@@ -158,18 +158,18 @@ class RenewalConnection:
         status = renewal.status
         forget = renewal.forget_after
         params = [
-            _text(renewal.ttl.total_seconds()),
+            _pg_number(renewal.ttl.total_seconds()),
             LEASE_NAME.encode(),
             renewal.holder.encode(),
-            _text(renewal.token),
+            _pg_number(renewal.token),
             status.beat_id.encode() if status else b"",
             status.hostname.encode() if status else b"",
-            _text(status.pid if status else 0),
+            _pg_number(status.pid if status else 0),
             _naive_utc(status.last_tick).isoformat(sep=" ").encode() if status else b"",
-            b"" if status is None or status.lag is None else _text(status.lag),  # '' is NULL
+            b"" if status is None or status.lag is None else _pg_number(status.lag),  # '' is NULL
             b"t" if status is not None else b"f",
             b"t" if forget is not None else b"f",
-            _text(forget.total_seconds() if forget is not None else 0.0),
+            _pg_number(forget.total_seconds() if forget is not None else 0.0),
         ]
         statement = _PG_RENEW_ON_SERVER_CLOCK
         if renewal.now is not None:
@@ -273,7 +273,7 @@ class RenewalConnection:
         return renewed == 1
 
 
-def _text(value: float) -> bytes:
+def _pg_number(value: float) -> bytes:
     """A number as PostgreSQL's text input reads it (repr round-trips a float exactly)."""
     return repr(value).encode()
 
