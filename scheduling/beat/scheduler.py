@@ -395,13 +395,17 @@ class DatabaseScheduler(Scheduler):
         return self.watcher is not None and self.watcher.touched()
 
     def _delay(self, mono: float, next_due: datetime | None, leading: bool = False) -> float:
-        """Seconds until the next tick: a change check, a due entry, and for the leader the
-        sweep for unconfirmed claims and the retry of refused runs; an outage's backoff."""
+        """Seconds until the next tick: a change check, a due entry (and a sync interval before
+        it, to open the broker connection, see `_warm_publisher`), and for the leader the sweep
+        for unconfirmed claims and the retry of refused runs; an outage's backoff."""
         if self._more_due:
             return 0.0
         delay = self._next_check - mono
         if next_due is not None:
-            delay = min(delay, (next_due - datetime.now(UTC)).total_seconds())
+            until_due = (next_due - datetime.now(UTC)).total_seconds()
+            delay = min(delay, until_due)
+            if not self.publisher.connected and until_due > self.sync_interval:
+                delay = min(delay, until_due - self.sync_interval)
         if leading and not self.broker_outage.down:  # (the sweep waits for the broker)
             delay = min(delay, self._next_sweep - mono)
             retry = self.dispatcher.next_refusal_retry() if self.dispatcher else None
