@@ -106,7 +106,7 @@ def bench_app() -> Flask:
     @twins.post("/schedules/<name>/run")
     def run_schedule(name: str) -> tuple[dict[str, str], int]:
         # The same batcher (history included), waited on by the thread.
-        run = current_services().run_now(name, "token:bench").result()
+        run = current_services().run_now(name, "token:bench")
         return {"task_id": run.task_id, "run": f"/api/v1/runs/{run.task_id}"}, 202
 
     @twins.post("/schedules/<name>/run-unbatched")
@@ -395,13 +395,15 @@ NOTES = [
     "(`PeriodicFlask.async_to_sync`), and their blocking store and broker calls on one "
     "bounded pool per process (`run_blocking`), one hop per request; `/queues` asks about "
     "every queue at once. `POST /run` is group-committed: the run-now requests in flight in "
-    "one process join one batch (`scheduling/operations/batcher.py`, 1 ms linger), which "
+    "one process join one batch (`scheduling/operations/batcher.py`), which "
     "claims every ledger row in one store transaction, publishes every message in one "
     "pipelined confirmed batch and marks them dispatched in one transaction, instead of two "
     "serialised write transactions per request; SQLite commits with `synchronous = NORMAL` "
-    "(no log sync per commit; see the store notes in the README). The async view awaits the "
-    "batch's future on its loop; the sync twin blocks on the same future. Both share the "
-    f"process's single batcher thread, so with {THREADS} server threads per worker a batch "
+    "(no log sync per commit; see the store notes in the README). A batch has no thread of its "
+    "own: the request that finds none running leads it on its own server thread (after a 1 ms "
+    "linger for company) and the requests arriving meanwhile wait to form the next one, led "
+    "by the first of them; the async view joins it from its loop's thread, the sync twin "
+    f"from its own. With {THREADS} server threads per worker a batch "
     f"holds at most {THREADS} runs. The batch also writes each run's `run_now` history row in "
     "its mark transaction. `GET /schedules/{name}` is one SELECT (entry, newest and last "
     "dispatched run, fault) built once at import.",

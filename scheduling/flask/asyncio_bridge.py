@@ -10,9 +10,12 @@ its class. The request is still handled by exactly one thread at a time, so
 Flask's context-local request and app objects behave as before (a task copies the context it is
 created in), and anything bound to the loop stays valid from one request to the next.
 
-Blocking calls (store, broker) never run on the loop itself: `run_blocking` hands them to one
+Blocking calls (store, broker) do not run on the loop itself: `run_blocking` hands them to one
 bounded, process-wide thread pool, so independent I/O of one request can run concurrently with
-``asyncio.gather``. The pool is created lazily and again after a fork (gunicorn workers).
+``asyncio.gather``. The pool is created lazily and again after a fork (gunicorn workers). One
+exception: run-now joins the process's group commit (`scheduling.operations.batcher`) on the
+loop's own thread, whose thread may then run the batch itself; the loop serves that one request,
+so nothing waits behind it, and the request is spared two thread hand-offs.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 The store and the broker clients open lazily, on first use, so an app builds (and `/healthz`
 answers) while the database or the broker is down, and `/readyz` can say which one is missing.
 Run-now requests go through one `Batcher` per process (group commit, see
-`scheduling.operations.batcher`),
-made in the process that uses it, so a gunicorn worker never inherits its master's thread.
+`scheduling.operations.batcher`), made in the process that uses it, so a gunicorn worker never
+inherits a lock its master held at the fork.
 They are shared by all server threads of a process: the store is thread-safe (a SQLAlchemy engine
 with its pool); publishers and broker connections are not, so each is leased from a small pool
 for one call at a time. Everything is closed by `Services.close` (registered with atexit).
@@ -16,7 +16,6 @@ import atexit
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -82,14 +81,15 @@ class Services:
                 self._broker = BrokerReader(self.settings)
             return self._broker
 
-    def run_now(self, name: str, actor: str | None = None) -> Future[RunRecord]:
+    def run_now(self, name: str, actor: str | None = None) -> RunRecord:
         """Start a run of `name` (see `operations.run_now`) in this process's next batch.
 
-        With an `actor`, the confirmed run is recorded in the entry's history by the batch
-        itself. The future fails with the request's own error (`EntryNotFound`,
-        `BrokerUnavailable`, `StoreError`), exactly as `operations.run_now` would raise it.
+        Blocks until the batch is done (this thread may be the one that runs it). With an
+        `actor`, the confirmed run is recorded in the entry's history by the batch itself.
+        Raises the request's own error (`EntryNotFound`, `BrokerUnavailable`, `StoreError`),
+        exactly as `operations.run_now` would.
         """
-        return self.run_batcher.submit(RunNowRequest(name, datetime.now(UTC), actor))
+        return self.run_batcher.run(RunNowRequest(name, datetime.now(UTC), actor))
 
     @property
     def run_batcher(self) -> Batcher[RunNowRequest, RunRecord]:

@@ -3,31 +3,40 @@
 Each run-now is an outbox of three steps (claim a ledger row, publish with confirms, mark it
 dispatched), and on SQLite every write transaction is serialised across all processes. One
 transaction and one confirm round trip per request caps a server at a few hundred runs a
-second. A `Batcher` owns one thread: requests queue up while it works, and each time it comes
-round it takes everything waiting (up to `max_batch`, lingering up to `linger` seconds for
-more) and hands the lot to one `execute` call, which claims, publishes and marks them together
-(`scheduling.operations.entries.start_runs`). Under load batches grow by themselves; an
-idle server pays no linger beyond the first request's.
+second. A `Batcher` gathers the requests that arrive together and hands the lot to one
+`execute` call, which claims, publishes and marks them together
+(`scheduling.operations.entries.start_runs`).
+
+Leader and followers, no thread of its own: the caller that finds no batch running becomes
+the leader and runs `execute` on its own thread for itself and whoever is waiting (up to
+`max_batch`); callers that arrive while a batch runs wait, and form the next batch. When the
+leader's batch is done it wakes each of its followers with its outcome and hands the
+leadership to the first caller waiting, whose thread then runs the next batch. Under load
+batches grow by themselves, and nobody lingers: while one batch runs, the next one gathers.
+Why not a batcher thread: each request then crossed two more threads (the caller to the
+batcher and back) and the batcher lingered for company; on 2 busy cores every hand-off is a
+wake-up and a GIL acquisition among a dozen runnable threads. Measured under wrk (gunicorn
+gthread, 2 x 8 threads, 16 connections), the leader/follower batch answered run-now
+1.6-2.2x as fast as the batcher thread (see docs/benchmarks.md, "Profiles of the missed
+targets").
 
 Every request gets its own outcome (a run, or the error for that request alone); when
-`execute` itself fails, every request of the batch fails with that same error. Callers wait on
-a `concurrent.futures.Future`: async views with ``await asyncio.wrap_future(...)`` (no pool
-hop), sync code with ``.result()``.
+`execute` itself fails, every request of the batch fails with that same error. `run` blocks
+its caller until its outcome is known: async views call it on their thread's loop, which
+serves that one request (`scheduling.flask.asyncio_bridge`), so nothing else waits.
 
-The thread starts lazily with the first request, so a batcher made before a fork is never
-shared by two processes: `scheduling.flask.services.Periodic` makes one per process id.
-`close` lets the thread finish what was submitted, then stops it.
+A batcher holds only locks, no thread, but a lock held at a fork stays held in the child:
+`scheduling.flask.services.Services` makes one per process id. `close` refuses new requests
+and waits until the batches already asked for are done.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from scheduling.errors import BatcherClosed
 
@@ -40,26 +49,42 @@ Result = TypeVar("Result")
 
 DEFAULT_MAX_BATCH = 256
 DEFAULT_LINGER = 0.001
-"""Seconds a batch waits for company after its first request (the latency a lone request pays)."""
+"""Seconds a leader waits for company before it runs its batch (what a lone request pays)."""
 
 
-class _Stop:
-    """Queued by `close` after the last request: the thread ends when it gets here."""
+class _Ticket(Generic[Request, Result]):
+    """One caller's place in a batch: its request, its outcome, and the lock it sleeps on.
 
+    `wake` is taken at birth; releasing it wakes the caller, either with its outcome or, when
+    `leads` is set, to run the next batch. A bare lock is the cheapest wake-up there is.
+    """
 
-_STOP = _Stop()
+    __slots__ = ("done", "leads", "outcome", "request", "wake")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.outcome: Result | Exception | None = None
+        self.done = False
+        self.leads = False
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+    def settle(self, outcome: Result | Exception) -> None:
+        self.outcome = outcome
+        self.done = True
+        self.wake.release()
+
+    def result(self) -> Result:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return cast(Result, self.outcome)
 
 
 class Batcher(Generic[Request, Result]):
-    """Runs `execute` on batches of submitted requests in one background thread.
+    """Runs `execute` on batches of concurrent requests, on the thread of one of the callers.
 
     `execute(requests)` returns one outcome per request, in order: a result, or an exception
     to raise for that request. An exception raised by `execute` fails the whole batch.
-
-    A batch is the first waiting request plus whatever arrives within `linger` seconds of it
-    (up to `max_batch`). Without the linger, callers released together by one batch (a
-    server's threads) trickle back and split into two alternating half batches; a short one
-    keeps them together, at the cost of that much latency for a lone request.
     """
 
     def __init__(
@@ -76,82 +101,94 @@ class Batcher(Generic[Request, Result]):
         self._max_batch = max_batch
         self._linger = linger
         self._name = name
-        self._queue: queue.SimpleQueue[tuple[Request, Future[Result]] | _Stop] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._waiting: list[_Ticket[Request, Result]] = []
+        self._leading = False
         self._closed = False
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._full = threading.Condition(self._lock)
+        self._lingering = False
 
-    def submit(self, request: Request) -> Future[Result]:
-        """Queue `request`; the future completes when its batch is done."""
-        future: Future[Result] = Future()
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for the next batch (not counting the batch that runs)."""
+        with self._lock:
+            return len(self._waiting)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def run(self, request: Request) -> Result:
+        """`request`'s outcome, once its batch is done: its result, or its error raised."""
+        ticket: _Ticket[Request, Result] = _Ticket(request)
         with self._lock:
             if self._closed:
                 raise BatcherClosed(f"{self._name} is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
-                self._thread.start()
-            self._queue.put((request, future))
-        return future
+            self._waiting.append(ticket)
+            lead = not self._leading
+            self._leading = True
+            if self._lingering and len(self._waiting) >= self._max_batch:
+                self._full.notify()
+        if not lead:
+            ticket.wake.acquire()
+            lead = ticket.leads
+        if lead:
+            self._lead()
+        assert ticket.done, "a leader's own request is in its batch"
+        return ticket.result()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Finish every request submitted so far, then stop the thread (idempotent)."""
+        """Refuse new requests, and wait until every request already made has its outcome."""
+        deadline = time.monotonic() + timeout
         with self._lock:
-            if self._closed:
-                return
             self._closed = True
-            thread = self._thread
-            self._queue.put(_STOP)
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive():
-                logger.warning("%s did not finish its last batch within %ss", self._name, timeout)
-
-    def _serve(self) -> None:
-        while True:
-            batch, stop = self._gather()
-            if batch:
-                self._run(batch)
-            if stop:
-                return
-
-    def _gather(self) -> tuple[list[tuple[Request, Future[Result]]], bool]:
-        """Wait for one request, then take what else arrives within the linger time."""
-        first = self._queue.get()
-        if isinstance(first, _Stop):
-            return [], True
-        batch = [first]
-        deadline = time.monotonic() + self._linger
-        while len(batch) < self._max_batch:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+            while self._leading:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
-            if isinstance(item, _Stop):
-                return batch, True
-            batch.append(item)
-        return batch, False
+                    logger.warning(
+                        "%s did not finish its last batch within %ss", self._name, timeout
+                    )
+                    return
+                self._idle.wait(remaining)
 
-    def _run(self, batch: list[tuple[Request, Future[Result]]]) -> None:
-        # A caller that gave up (its asyncio task was cancelled) is left out before any work.
-        live = [pair for pair in batch if pair[1].set_running_or_notify_cancel()]
-        if not live:
-            return
+    def _lead(self) -> None:
+        """Run the waiting batch on this thread, then pass the leadership on (or lay it down)."""
+        with self._lock:
+            if self._linger > 0 and len(self._waiting) < self._max_batch:
+                self._lingering = True
+                deadline = time.monotonic() + self._linger
+                while len(self._waiting) < self._max_batch:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._full.wait(remaining):
+                        break
+                self._lingering = False
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
         try:
-            outcomes = self._execute([request for request, _ in live])
-            if len(outcomes) != len(live):
-                raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(live)}")
+            self._run(batch)
+        finally:
+            for ticket in batch:
+                if not ticket.done:  # execute was interrupted (KeyboardInterrupt, SystemExit)
+                    ticket.settle(RuntimeError(f"{self._name}: the batch was interrupted"))
+            with self._lock:
+                successor = self._waiting[0] if self._waiting else None
+                if successor is None:
+                    self._leading = False
+                    self._idle.notify_all()
+                else:
+                    successor.leads = True
+            if successor is not None:
+                successor.wake.release()
+
+    def _run(self, batch: list[_Ticket[Request, Result]]) -> None:
+        try:
+            outcomes = self._execute([ticket.request for ticket in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
         except Exception as error:  # the batch's error belongs to every one of its callers
-            for _, future in live:
-                future.set_exception(error)
+            for ticket in batch:
+                ticket.settle(error)
             return
-        for (_, future), outcome in zip(live, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+        for ticket, outcome in zip(batch, outcomes, strict=True):
+            ticket.settle(outcome)

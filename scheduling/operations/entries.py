@@ -363,7 +363,8 @@ def start_runs(
             outcomes[index] = target
         else:
             claims.append((index, ManualRun(name, at, str(uuid.uuid4()), target.queue)))
-    claimed = {run.task_id: run for run in store.claim_manual_runs([c for _, c in claims])}
+    fresh = [claim for _, claim in claims]  # task ids made above: nothing to look up
+    claimed = {run.task_id: run for run in store.claim_manual_runs(fresh, new_task_ids=True)}
     outgoing: list[OutgoingRun] = []
     for index, claim in claims:
         run = claimed.get(claim.task_id)

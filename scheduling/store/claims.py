@@ -340,7 +340,9 @@ class SlotClaims:
             raise EntryNotFound(f"entry {entry!r} does not exist")
         return claimed[0]
 
-    def claim_manual_runs(self, requests: Sequence[ManualRun]) -> list[RunRecord]:
+    def claim_manual_runs(
+        self, requests: Sequence[ManualRun], *, new_task_ids: bool = False
+    ) -> list[RunRecord]:
         """PENDING rows for many "run now" requests in one write transaction (group commit).
 
         The API gathers the run-now requests that arrive together and claims them here at once,
@@ -348,14 +350,20 @@ class SlotClaims:
         `claim_manual_run`: idempotent per task id (an existing row comes back as it is), and
         runs of one entry at one instant are kept apart by a microsecond. Returns the rows in
         request order; a request whose entry does not exist is left out (nothing is written
-        for it), so the caller can tell which ones to refuse.
+        for it), so the caller can tell which ones to refuse. `new_task_ids`: the caller made
+        the task ids just now (random UUIDs, as run-now does), so none can be in the ledger
+        and the lookup that makes a repeated request idempotent is skipped.
         """
         if not requests:
             return []
         with self._db.write() as conn:
             known = self._existing_entries(conn, {request.entry for request in requests})
             wanted = [request for request in requests if request.entry in known]
-            found = self._runs_by_task_id(conn, [request.task_id for request in wanted])
+            found = (
+                {}
+                if new_task_ids
+                else self._runs_by_task_id(conn, [request.task_id for request in wanted])
+            )
             todo = list({r.task_id: r for r in wanted if r.task_id not in found}.values())
             floors = {request.task_id: as_utc(request.at) for request in todo}
             claimed_at = datetime.now(UTC)

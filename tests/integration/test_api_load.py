@@ -44,9 +44,9 @@ def record_batches(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     claim = store.claim_manual_runs
 
-    def recording(requests: Sequence[ManualRun]) -> list[RunRecord]:
+    def recording(requests: Sequence[ManualRun], *, new_task_ids: bool = False) -> list[RunRecord]:
         sizes.append(len(requests))
-        return claim(requests)
+        return claim(requests, new_task_ids=new_task_ids)
 
     monkeypatch.setattr(store, "claim_manual_runs", recording)
     return sizes

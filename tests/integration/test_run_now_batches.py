@@ -157,7 +157,7 @@ def test_an_unknown_entry_fails_only_its_own_requests(store: Store) -> None:
 def test_a_claim_that_fails_fails_the_batch_and_publishes_nothing(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unavailable(requests: Sequence[ManualRun]) -> list[RunRecord]:
+    def unavailable(requests: Sequence[ManualRun], **_: object) -> list[RunRecord]:
         raise StoreError("store unavailable")
 
     monkeypatch.setattr(store, "claim_manual_runs", unavailable)

@@ -130,3 +130,20 @@ def test_an_empty_request_list_claims_nothing(entries: Store) -> None:
     with StatementCounter() as statements:
         assert entries.claim_manual_runs([]) == []
     assert statements.count == 0
+
+
+def test_new_task_ids_skip_the_lookup_and_claim_the_same_slots(entries: Store) -> None:
+    entries.claim_manual_runs(requests(2))  # run-0, run-1 take T0 and T0 + 1 us
+    fresh = [ManualRun("ping", T0, f"fresh-{n}") for n in range(3)] + [
+        ManualRun("ghost", T0, "fresh-ghost")
+    ]
+
+    claimed = entries.claim_manual_runs(fresh, new_task_ids=True)
+
+    assert [(run.task_id, run.scheduled_for) for run in claimed] == [
+        ("fresh-0", T0 + 2 * MICROSECOND),
+        ("fresh-1", T0 + 3 * MICROSECOND),
+        ("fresh-2", T0 + 4 * MICROSECOND),
+    ]
+    assert all(run.state is RunState.PENDING and run.manual for run in claimed)
+    assert len(entries.runs_for_entry("ping", limit=10)) == 5

@@ -7,7 +7,6 @@ only parses, dispatches and serialises. Run-now joins the process's run-now batc
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -324,9 +323,9 @@ async def resume_schedule(name: str) -> Reply:
 )
 async def run_schedule(name: str) -> Reply:
     # Joins this process's next run-now batch (one claim, one confirmed publish, one mark and
-    # history write for all requests in flight); the loop waits on the batch's future without
-    # a pool thread.
-    run = await asyncio.wrap_future(current_services().run_now(name, api_actor()))
+    # history write for all requests in flight). Blocking on purpose: this thread's loop serves
+    # this one request, and the thread may be the batch's leader (no hand-off to a pool).
+    run = current_services().run_now(name, api_actor())
     location = url_for("periodic_api.runs.get_run", task_id=run.task_id)
     return {"task_id": run.task_id, "run": location}, 202, {"Location": location}
 

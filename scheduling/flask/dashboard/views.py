@@ -380,7 +380,8 @@ async def run_entry_now(name: str) -> ResponseReturnValue:
         return refused
     try:
         # The same group-committed path as the API's POST /run: one rule when unconfirmed.
-        run = await asyncio.wrap_future(current_services().run_now(name, _actor()))
+        # Blocking on purpose, as the API's: this thread's loop serves this one request.
+        run = current_services().run_now(name, _actor())
     except EntryNotFound:
         flash(f"There is no entry named {name!r} any more.", "error")
     except BrokerUnavailable:
