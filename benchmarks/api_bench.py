@@ -1,7 +1,7 @@
 """HTTP API benchmark: async views next to their plain sync twins, under gunicorn and wrk.
 
 ``python -m benchmarks.api_bench`` (part of ``nox -s bench``). One gunicorn, configured by the
-shipped `project.gunicorn_config` (gthread, a worker per core x 4 threads), serves the real async
+shipped `project.gunicorn_config` (gthread, a worker per core x 8 threads), serves the real async
 views and, under ``/bench/sync``, sync twins that do the same work with the same code, minus the
 event loop: the store read, the run-now outbox (claim, confirmed publish, mark dispatched), the
 queue status of every queue (one after the other instead of concurrently). wrk drives each endpoint

@@ -12,13 +12,16 @@ the leader and runs `execute` on its own thread for itself and whoever is waitin
 `max_batch`); callers that arrive while a batch runs wait, and form the next batch. When the
 leader's batch is done it wakes each of its followers with its outcome and hands the
 leadership to the first caller waiting, whose thread then runs the next batch. Under load
-batches grow by themselves, and nobody lingers: while one batch runs, the next one gathers.
+batches grow by themselves: while one batch runs, the next one gathers. A leader lingers
+`linger` seconds for company first: without it, callers released together by one batch
+trickle back and split into alternating half batches (measured: 4.5 runs a batch instead of 8
+from 8 threads), at the cost of that much latency for a lone request.
 Why not a batcher thread: each request then crossed two more threads (the caller to the
-batcher and back) and the batcher lingered for company; on 2 busy cores every hand-off is a
-wake-up and a GIL acquisition among a dozen runnable threads. Measured under wrk (gunicorn
-gthread, 2 x 8 threads, 16 connections), the leader/follower batch answered run-now
-1.6-2.2x as fast as the batcher thread (see docs/benchmarks.md, "Profiles of the missed
-targets").
+batcher and back); on 2 busy cores every hand-off is a wake-up and a GIL acquisition among a
+dozen runnable threads. Measured under wrk (gunicorn gthread, 2 x 8 threads, 16 connections,
+alternating with the batcher thread on a shared machine), leader and followers cost 14-17%
+less worker CPU per run-now and answered 11-16% more of them (docs/benchmarks.md, "Profiles of
+the missed targets").
 
 Every request gets its own outcome (a run, or the error for that request alone); when
 `execute` itself fails, every request of the batch fails with that same error. `run` blocks
