@@ -71,6 +71,7 @@ class Leadership:
         status: Callable[[bool], BeatStatus | None] | None = None,
         *,
         forget_after: timedelta | None = None,
+        on_lead: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -83,6 +84,8 @@ class Leadership:
         (None: nothing to report now)."""
         self.forget_after = forget_after
         """The leader drops beats whose status is older than this (None: never)."""
+        self.on_lead = on_lead
+        """Called from the lease thread each time it takes the lease (to wake the beat's loop)."""
         self.generation = 0
         """Grows each time this beat becomes leader (so the scheduler can rebuild and republish)."""
         self._lock = threading.Lock()
@@ -215,6 +218,10 @@ class Leadership:
                 self._valid_until = started + self.ttl.total_seconds()
                 self.generation += 1
             logger.info("leading: took the beat lease (token %d)", lease.token)
+            # From the lease thread only: the first round runs on the caller's thread, which
+            # goes on to lead by itself (a nudge then would only cut its first sleep short).
+            if self.on_lead is not None and threading.current_thread() is self._thread:
+                self.on_lead()
             return interval
         current = self.store.current_lease()
         self._outage.succeeded()

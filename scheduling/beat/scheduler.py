@@ -283,6 +283,7 @@ class DatabaseScheduler(Scheduler):
             ttl,
             self._beat_status,
             forget_after=max(DEAD_BEAT_AFTER, 10 * ttl),  # one beat keeps /beat free of the gone
+            on_lead=self.wakeup.nudge,  # a standby sleeping in `_rest` leads at once
         )
         self.dispatcher = Dispatcher(
             self.store,
@@ -417,7 +418,9 @@ class DatabaseScheduler(Scheduler):
         return max(0.0, min(delay, self._check_period()))
 
     def _rest(self, delay: float) -> float:
-        """The leader sleeps here, woken by a change signal; a standby lets Celery sleep.
+        """Both sleep here, so Celery's loop never does: the leader woken by a change signal,
+        a standby by the lease thread's nudge when it takes the lease (it then leads at once,
+        not after the rest of its poll delay).
 
         A wake-up makes the next tick read the change sequence at once.
         """
@@ -429,7 +432,9 @@ class DatabaseScheduler(Scheduler):
         )
         if not leading:
             self.wakeup.close()
-            return delay
+            if delay > 0.0:
+                self.wakeup.pause(delay)
+            return 0.0
         if delay <= 0.0:
             return 0.0
         if self.wakeup.wait(delay, self._seq, self._settings_touched):

@@ -156,6 +156,14 @@ class Wakeup:
             self._drop(signal, error)
             return None
 
+    def pause(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds on the nudge pipe alone (a standby: no change signal
+        to watch); True when nudged, e.g. by the lease thread that just took the lease."""
+        if self._read_fd in _readable([self._read_fd], timeout):
+            self._drain()
+            return True
+        return False
+
     def close(self) -> None:
         """Close the signal (it is reopened by the next `wait`)."""
         signal, self._signal = self._signal, None

@@ -126,6 +126,25 @@ def test_a_released_lease_is_taken_at_the_next_round() -> None:
     assert standby.token == 2
 
 
+def test_taking_the_lease_on_the_lease_thread_wakes_the_loop() -> None:
+    """A standby's loop sleeps; the lease thread wakes it when it takes the lease. The first
+    round, on the starting thread, and renewals wake nobody."""
+    store = FakeLeaseStore()
+    woken: list[str] = []
+    leader = Leadership(store, "a", TTL, on_lead=lambda: woken.append("a"))
+    standby = Leadership(store, "b", timedelta(seconds=0.3), on_lead=lambda: woken.append("b"))
+    leader.run_round()
+    leader.run_round()
+    standby.start()
+    try:
+        assert woken == []
+        leader.stop()  # hands the lease back: the standby's thread takes it next round
+        wait_for(lambda: woken == ["b"], 5, "the lease thread's wake-up")
+        assert standby.token == 2
+    finally:
+        standby.stop()
+
+
 def test_renewals_failing_past_the_ttl_make_the_leader_stand_by() -> None:
     store = FakeLeaseStore()
     leader = Leadership(store, "a", timedelta(seconds=1))

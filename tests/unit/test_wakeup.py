@@ -103,6 +103,16 @@ def test_a_nudge_from_another_thread_wakes_it(wakeup: Wakeup) -> None:
     assert took < 5
 
 
+def test_a_standby_pause_ends_at_a_nudge_or_its_timeout(wakeup: Wakeup) -> None:
+    started = time.monotonic()
+    assert wakeup.pause(0.05) is False
+    assert time.monotonic() - started >= 0.04
+    threading.Timer(0.05, wakeup.nudge).start()
+    started = time.monotonic()
+    assert wakeup.pause(10) is True
+    assert time.monotonic() - started < 5
+
+
 def test_a_broken_signal_is_dropped_then_reopened(
     wakeup: Wakeup, signals: list[PipeSignal]
 ) -> None:
