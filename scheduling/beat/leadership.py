@@ -91,6 +91,8 @@ class Leadership:
         self._lock = threading.Lock()
         self._token: int | None = None
         self._valid_until = 0.0
+        self._standing_by_until = 0.0
+        """Monotonic time before which this beat does not try to take the lease (`hand_over`)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._outage = Outage("store (lease)", logger)
@@ -145,6 +147,25 @@ class Leadership:
         if was is not None:
             logger.warning("stepping down (%s); continuing as standby", reason)
 
+    def hand_over(self, reason: str, stand_by: float) -> None:
+        """Give the lease back and leave it to another beat for `stand_by` seconds.
+
+        For a leader that holds the lease but cannot lead (its ticks keep failing for a reason
+        of its own, not the store's or the broker's): renewing from the healthy lease thread
+        would keep every standby out for good. A standby takes the released lease at its next
+        round; a lone beat takes it back after `stand_by` and starts over with a full load.
+        """
+        with self._lock:
+            token, self._token = self._token, None
+            self._standing_by_until = time.monotonic() + stand_by
+        if token is None:
+            return
+        logger.error("handing the lease over (%s); standing by for %.1fs", reason, stand_by)
+        try:
+            self.store.release_lease(self.holder, token)
+        except StoreError as error:
+            logger.warning("could not release the lease (it lapses within its TTL): %s", error)
+
     def _run(self, delay: float) -> None:
         self._report()
         while not self._stop.wait(delay):
@@ -183,11 +204,15 @@ class Leadership:
         started = time.monotonic()
         with self._lock:
             token = self._token
+            standing_by = self._standing_by_until - started
         try:
             if token is not None:
                 self._renew(token, started, report)
                 return interval
-            delay = self._try_acquire(started, interval)
+            if standing_by > 0.0:
+                delay = min(interval, standing_by)
+            else:
+                delay = self._try_acquire(started, interval)
         except StoreError as error:
             self._outage.failed(error)
             self._lapse_if_expired()

@@ -24,7 +24,9 @@ every slot twice. Here the schedule lives in the store and beat keeps only a cac
 * settings.toml is watched (`SettingsWatcher`); a good edit is synced into the store and reaches
   the heap through the same change feed, a bad one is logged and changes nothing;
 * a broker or database outage never stops beat: it backs off (0.5 s doubling to 10 s), logs once
-  per state change (`Outage`), and afterwards dispatches per each entry's catch-up policy;
+  per state change (`Outage`), and afterwards dispatches per each entry's catch-up policy; a
+  leader whose tick keeps failing for any other reason (`HAND_OVER_AFTER` in a row) hands the
+  lease to another beat for one lease TTL instead of holding it while nothing is dispatched;
 * the beat's status row (role, time of its last completed tick, dispatch lag) is written by the
   lease thread after each lease round (every lease_ttl / 3), not by the tick: an idle tick does
   no store write, and a tick loop that hangs shows as a `last_tick` that stops moving while the
@@ -101,6 +103,10 @@ SIGNAL_LOOK = 0.5
 unavailable: a few µs plus the wake-up), so a change still arrives within about half a second."""
 SIGNAL_RETRY = 5.0
 """Seconds between attempts to reopen a lost change signal (meanwhile beat polls)."""
+HAND_OVER_AFTER = 3
+"""A leader whose tick fails this many times in a row for a reason of its own (not an entry's,
+the store's or the broker's: those are isolated or ridden out) hands the lease to another beat
+for one lease TTL (`Leadership.hand_over`)."""
 DEAD_BEAT_AFTER = timedelta(minutes=1)
 """A beat silent this long (or 10 lease TTLs, if longer) is dropped from the status table."""
 _PROCESS_TAG = secrets.token_hex(3)
@@ -158,6 +164,7 @@ class DatabaseScheduler(Scheduler):
         """(end of the last completed tick, last dispatch lag): one tuple, so the lease thread
         reads both at once without a lock."""
         self._closed = False
+        self._failed_ticks = 0
         self.wakeup = Wakeup(
             self._open_signal,
             min(self.poll_interval, SIGNAL_LOOK),
@@ -195,9 +202,27 @@ class DatabaseScheduler(Scheduler):
         except Exception:
             logger.exception("beat tick failed; continuing")
             delay = self.poll_interval
+            self._tick_failed()
+        else:
+            self._failed_ticks = 0
         self._flush_faults()
         self._progress = (datetime.now(UTC), self._lag)
         return self._rest(delay)
+
+    def _tick_failed(self) -> None:
+        """Count a leader's failed ticks; past `HAND_OVER_AFTER` in a row, let another beat
+        lead (its lease thread would otherwise keep the lease while nothing is dispatched)."""
+        leadership = self.leadership
+        if leadership is None or not leadership.leading:
+            self._failed_ticks = 0
+            return
+        self._failed_ticks += 1
+        if self._failed_ticks < HAND_OVER_AFTER:
+            return
+        self._failed_ticks = 0
+        leadership.hand_over(
+            f"{HAND_OVER_AFTER} ticks in a row failed", self.settings.beat.lease_ttl.total_seconds()
+        )
 
     def sync(self) -> None:
         """Nothing to flush: every decision is written to the store when it is made."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from sqlalchemy import update
 
 from scheduling.beat import dispatcher as dispatcher_module
 from scheduling.beat.scheduler import DatabaseScheduler
-from scheduling.broker.publisher import BatchPublishError, OutgoingRun, SentBatch
+from scheduling.broker.publisher import OutgoingRun
 from scheduling.celery.app import create_celery
 from scheduling.config.bounds import LATEST, MAX_DURATION
 from scheduling.config.settings import (
@@ -43,57 +42,12 @@ from scheduling.config.settings import (
 from scheduling.store import RunState, Store
 from scheduling.store.schema import entries
 from tests.support.polling import wait_for
+from tests.support.publishers import RecordingPublisher
 
 pytestmark = pytest.mark.integration
 
 HEARTBEAT = "scheduling.tasks.heartbeat.heartbeat"
 CANARIES = ("canary-a", "canary-b", "canary-c")
-
-
-class RecordingPublisher:
-    """Confirms every message, except those of entries listed in `refuse` (returned) or in
-    `too_large` (the broker closes the channel over them, as RabbitMQ does past its
-    max_message_size: which message of a batch did it is not known)."""
-
-    def __init__(self) -> None:
-        self.sent: list[OutgoingRun] = []
-        self.refuse: set[str] = set()
-        self.too_large: set[str] = set()
-        self._lock = threading.Lock()
-
-    def publish(self, runs: Sequence[OutgoingRun]) -> None:
-        large = [r for r in runs if r.entry in self.too_large]
-        if large:
-            if len(runs) == 1:
-                raise BatchPublishError(
-                    "channel closed", frozenset(), {runs[0].task_id: "message too large"}
-                )
-            raise BatchPublishError("channel closed", frozenset(), channel_error=True)
-        with self._lock:
-            refused = {r.task_id: "unroutable: test" for r in runs if r.entry in self.refuse}
-            self.sent.extend(r for r in runs if r.task_id not in refused)
-        if refused:
-            confirmed = frozenset(r.task_id for r in runs if r.task_id not in refused)
-            raise BatchPublishError("refused", confirmed, refused)
-
-    connected = True
-
-    def send(self, runs: Sequence[OutgoingRun]) -> SentBatch:
-        return SentBatch(list(runs))
-
-    def wait(self, batch: SentBatch) -> None:
-        if batch.runs:
-            self.publish(batch.runs)
-
-    def entries_sent(self) -> set[str]:
-        with self._lock:
-            return {run.entry for run in self.sent}
-
-    def ensure_connected(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @contextlib.contextmanager

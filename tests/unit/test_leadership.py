@@ -230,3 +230,45 @@ def test_a_failing_status_never_stops_the_lease_timer() -> None:
         assert failing.token == 1
     finally:
         failing.stop()
+
+
+def test_a_leader_that_hands_over_lets_a_standby_lead_and_stays_out_meanwhile() -> None:
+    store = FakeLeaseStore()
+    leader, standby = Leadership(store, "a", TTL), Leadership(store, "b", TTL)
+    leader.run_round()
+    standby.run_round()
+    leader.hand_over("ticks failing", stand_by=60.0)
+    assert leader.token is None
+    assert store.lease is not None and store.lease.holder == ""  # released, not left to lapse
+    assert leader.run_round() <= TTL.total_seconds() / 3
+    assert leader.token is None, "took the lease back while standing by"
+    standby.run_round()
+    assert standby.token == 2
+    leader.run_round()
+    assert leader.token is None
+
+
+def test_a_lone_beat_takes_the_lease_back_once_it_has_stood_by() -> None:
+    store = FakeLeaseStore()
+    leader = Leadership(store, "a", TTL)
+    leader.run_round()
+    leader.hand_over("ticks failing", stand_by=0.2)
+    assert 0 < leader.run_round() <= 0.2
+    assert leader.token is None
+
+    def leads_again() -> bool:
+        leader.run_round()
+        return leader.leading
+
+    wait_for(leads_again, 5, "the lease taken back after standing by", interval=0.05)
+    assert leader.token == 2
+    assert leader.generation == 2  # a new term: the scheduler reloads its table
+
+
+def test_handing_over_survives_a_store_that_cannot_release() -> None:
+    store = FakeLeaseStore()
+    leader = Leadership(store, "a", TTL)
+    leader.run_round()
+    store.failing = True
+    leader.hand_over("ticks failing", stand_by=60.0)  # logged; the lease lapses on its own
+    assert leader.token is None
