@@ -511,11 +511,14 @@ class LocalRabbitNode:
         assert self._dist_port is not None
         return self._dist_port
 
-    def rabbitmqctl(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """Run ``rabbitmqctl -n <this node> ARGS`` with this node's cookie; never raises on exit
-        status (the caller reads ``returncode``, ``stdout`` and ``stderr``)."""
+    def rabbitmqctl(
+        self, *args: str, timeout: float = 60.0, tool: str = "rabbitmqctl"
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``rabbitmqctl -n <this node> ARGS`` (or another CLI of the broker's, `tool`, such
+        as ``rabbitmq-queues``) with this node's cookie; never raises on exit status (the
+        caller reads ``returncode``, ``stdout`` and ``stderr``)."""
         return subprocess.run(
-            [str(RABBITMQ_BIN_DIR / "rabbitmqctl"), "-n", self.node_name, *args],
+            [str(RABBITMQ_BIN_DIR / tool), "-n", self.node_name, *args],
             env=self._environment(),
             cwd=self.base_dir,
             stdin=subprocess.DEVNULL,

@@ -86,6 +86,26 @@ class LocalRabbitCluster:
         node.start(timeout)
         self.await_members([node], deadline)
 
+    def await_quorum_without(self, node: LocalRabbitNode, timeout: float = 60.0) -> None:
+        """Wait until every quorum queue keeps its majority if `node` goes away.
+
+        A restarted node is a cluster member again (`restart`) before its quorum-queue replicas
+        have recovered and rejoined as followers; until they have, losing a second node leaves
+        a 3-node queue without a majority, unable to accept a message. This is RabbitMQ's own
+        check before taking a node down (``rabbitmq-queues check_if_node_is_quorum_critical``).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            result = node.rabbitmqctl(
+                "check_if_node_is_quorum_critical", tool="rabbitmq-queues", timeout=60.0
+            )
+            if result.returncode == 0:
+                return
+            if time.monotonic() >= deadline:
+                msg = f"{node.node_name} is still quorum-critical: {result.stdout}{result.stderr}"
+                raise BrokerNodeError(msg.strip())
+            time.sleep(0.2)
+
     def running_nodes(self) -> list[LocalRabbitNode]:
         return [node for node in self.nodes if node.running]
 

@@ -239,7 +239,8 @@ def test_a_leader_that_hands_over_lets_a_standby_lead_and_stays_out_meanwhile() 
     standby.run_round()
     leader.hand_over("ticks failing", stand_by=60.0)
     assert leader.token is None
-    assert store.lease is not None and store.lease.holder == ""  # released, not left to lapse
+    assert store.lease is not None
+    assert store.lease.holder == ""  # released, not left to lapse
     assert leader.run_round() <= TTL.total_seconds() / 3
     assert leader.token is None, "took the lease back while standing by"
     standby.run_round()
