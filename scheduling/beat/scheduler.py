@@ -409,11 +409,16 @@ class DatabaseScheduler(Scheduler):
         """Seconds between the tick's change checks (sequence read, settings file look).
 
         While a change signal is open the sleep itself reads the sequence and stats the
-        settings file (`Wakeup.wait`), and wakes the tick only when either moved.
+        settings file (`Wakeup.wait`), and wakes the tick only when either moved. A standby
+        reads no sequence (it loads the table when it takes over) and looks at the settings
+        file once per sync_interval, as a listening leader does; the lease thread wakes it the
+        moment it takes the lease.
         """
-        if not self.wakeup.listening:
-            return self.poll_interval
-        return SWEEP_INTERVAL
+        if self.wakeup.listening:
+            return SWEEP_INTERVAL
+        if self.leadership is not None and not self.leadership.leading:
+            return self.sync_interval
+        return self.poll_interval
 
     def _settings_touched(self) -> bool:
         """For the sleep's look once per sync_interval: an edit to read, or one to sync again."""
