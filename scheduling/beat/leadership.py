@@ -14,8 +14,11 @@ standby and may lead again later.
 The same thread reports this beat's status: liveness belongs with the lease timer, which runs
 whatever the scheduler's loop is doing, and keeps a store write out of the tick. A leader's
 status goes with its renewal, in one transaction on the store's clock (`LeaseStore.renew_lease`:
-one round trip every ttl/3, the bulk of an idle beat's cost before); a standby writes it after
-each attempt to take over.
+one round trip every ttl/3, the bulk of an idle beat's cost before). A standby's goes with its
+look at the lease (`LeaseStore.watch_lease`), also one transaction, written only while another
+beat holds the lease live; when the look finds the lease takeable the standby takes it through
+`acquire_lease` (rare: once per take-over) and writes its status after, as does a beat standing
+by after `hand_over`, which looks at nothing.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class LeaseStore(Protocol):
     ) -> bool:
         """Renew and, in the same transaction, record `status` (role "leader" only if renewed)
         and forget beats silent for `forget_after`."""
+
+    def watch_lease(self, holder: str, *, status: BeatStatus | None = None) -> LeaseRecord | None:
+        """The lease if another holder has it live (observed on the store's clock), with `status`
+        recorded as standby in the same transaction; None, nothing written, if it is takeable."""
 
     def release_lease(self, holder: str, token: int) -> None: ...
     def current_lease(self) -> LeaseRecord | None: ...
@@ -205,6 +212,7 @@ class Leadership:
         with self._lock:
             token = self._token
             standing_by = self._standing_by_until - started
+        reported = False
         try:
             if token is not None:
                 self._renew(token, started, report)
@@ -212,12 +220,12 @@ class Leadership:
             if standing_by > 0.0:
                 delay = min(interval, standing_by)
             else:
-                delay = self._try_acquire(started, interval)
+                delay, reported = self._try_acquire(started, interval, report)
         except StoreError as error:
             self._outage.failed(error)
             self._lapse_if_expired()
             return min(interval, max(_MIN_POLL, self._outage.wait()))
-        if report:
+        if report and not reported:
             self._report()
         return delay
 
@@ -234,7 +242,16 @@ class Leadership:
             self._token = None
         logger.warning("lost the lease (token %d); continuing as standby", token)
 
-    def _try_acquire(self, started: float, interval: float) -> float:
+    def _try_acquire(self, started: float, interval: float, report: bool) -> tuple[float, bool]:
+        """A standby's round: the wait until the next one, and whether the status went with it
+        (the look records it while another beat leads; after a take-over, `_report` does)."""
+        status = self._status(False) if report and not self._stop.is_set() else None
+        held = self.store.watch_lease(self.holder, status=status)
+        if held is not None:
+            self._outage.succeeded()
+            if status is not None:
+                self._report_outage.succeeded()
+            return self._until_expiry(held, interval), True
         lease = self.store.acquire_lease(self.holder, self.ttl)
         if lease is not None:
             self._outage.succeeded()
@@ -247,11 +264,15 @@ class Leadership:
             # goes on to lead by itself (a nudge then would only cut its first sleep short).
             if self.on_lead is not None and threading.current_thread() is self._thread:
                 self.on_lead()
-            return interval
+            return interval, False
+        # Another beat took it between the look and the attempt: how long its lease runs.
         current = self.store.current_lease()
         self._outage.succeeded()
         if current is None:
-            return _MIN_POLL
+            return _MIN_POLL, False
+        return self._until_expiry(current, interval), False
+
+    def _until_expiry(self, current: LeaseRecord, interval: float) -> float:
         until_expiry = current.seconds_left(self.clock())
         return min(interval, max(_MIN_POLL, until_expiry + 0.01))
 

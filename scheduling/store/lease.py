@@ -149,6 +149,27 @@ class LeaseOperations:
                 conn.execute(self._record_beat_statement(), _status_values(status, role))
             return renewed
 
+    def watch_lease(self, holder: str, *, status: BeatStatus | None = None) -> LeaseRecord | None:
+        """A standby's round: the lease if another beat holds it live, with `status` recorded
+        (role "standby") in the same transaction; None, and nothing written, when the lease is
+        free, expired or `holder`'s own, for the caller to take it with `acquire_lease`.
+
+        Liveness is judged on the store's clock, which the record carries as `observed_at`. One
+        transaction on the lease thread's held connection (`scheduling.store.renewal`) instead of
+        a failed take-over, a read and a status write through the pool every round.
+        """
+        if self._renewals.usable:
+            return self._renewals.watch(holder, status)
+        with self._db.write() as conn:
+            row = conn.execute(select(*_LEASE_COLUMNS).where(lease.c.name == LEASE_NAME)).one()
+            now = database_now(conn)
+            current = _lease_from_row(row, now)
+            if current.holder in ("", holder) or not current.live(now):
+                return None
+            if status is not None:
+                conn.execute(self._record_beat_statement(), _status_values(status, "standby"))
+        return current
+
     def release_lease(self, holder: str, token: int) -> None:
         """Give the lease up at once (clean shutdown) so a standby need not wait out the TTL."""
         with self._db.write() as conn:

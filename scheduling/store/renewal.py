@@ -1,39 +1,47 @@
-"""The lease thread's own connection: renewal, status and pruning in one transaction.
+"""The lease thread's own connection: each lease round, leader's or standby's, in one transaction.
 
 A leading beat renews its lease every lease_ttl / 3 for as long as it runs, and reports its status
-with it. Through the pool that was two or three write transactions per round, each a checkout
-(with a pre-ping round trip on PostgreSQL, a reset on return) plus a read of the database clock,
-about a millisecond of CPU taken cold every few seconds: most of an idle beat's cost. Here it is
-one transaction on one held connection, driven through the DB-API driver without SQLAlchemy:
+with it; a standby looks at the lease as often and reports its own. Through the pool that was two
+or three transactions per round, each a checkout (with a pre-ping round trip on PostgreSQL, a
+reset on return) plus a read of the database clock, about a millisecond of CPU taken cold every
+few seconds: most of an idle beat's cost. Here a round is one transaction on one held connection,
+driven through the DB-API driver without SQLAlchemy:
 
 * PostgreSQL: one autocommit statement (data-modifying CTEs) prepared once per connection and
   run through libpq's own exec with text parameters: one round trip per round, no pre-ping: a
   connection found dropped is replaced and the (idempotent) statement run once more on the new
   one; a fault beyond that is a `StoreError`, as any store fault, and the next round connects
   again;
-* SQLite: ``BEGIN IMMEDIATE``, three statements, ``COMMIT`` on a held ``sqlite3`` connection set
+* SQLite: ``BEGIN IMMEDIATE``, the statements, ``COMMIT`` on a held ``sqlite3`` connection set
   up like the pool's (busy timeout, ``synchronous = NORMAL``).
 
 Expiry is computed in SQL on the store's clock (PostgreSQL ``clock_timestamp()``, SQLite
 ``'now'``), as `database_now` does for the pooled operations, so no separate clock read is needed
 and a skewed host clock still cannot move the lease. The status row says "leader" only when the
-renewal in the same transaction succeeded. In-memory SQLite stores have no second connection:
-`RenewalConnection.usable` is False and the caller uses the pool.
+renewal in the same transaction succeeded.
+
+A standby's round (`RenewalConnection.watch`) reads the lease with the store's clock and, only if
+another beat holds it live, records the standby's status; it never takes the lease. A lease that
+is free, expired or already ours is left as it is for the pooled `acquire_lease`, which takes it
+with the term bookkeeping: that happens once per take-over, not every round. In-memory SQLite
+stores have no second connection: `RenewalConnection.usable` is False and the caller uses the
+pool.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 from scheduling.errors import StoreError
 from scheduling.store.database import SQLITE_BUSY_TIMEOUT_MS, Database
-from scheduling.store.records import BeatStatus
+from scheduling.store.records import BeatStatus, LeaseRecord
 from scheduling.store.schema import LEASE_NAME, sqlite_text
 
 __all__ = ["LEASE_CONNECTION_NAME", "Renewal", "RenewalConnection"]
@@ -41,6 +49,7 @@ __all__ = ["LEASE_CONNECTION_NAME", "Renewal", "RenewalConnection"]
 LEASE_CONNECTION_NAME = "periodic-beat-lease"
 """The application_name of the lease thread's PostgreSQL connection (see pg_stat_activity)."""
 _CONNECT_TIMEOUT_S = 3
+_T = TypeVar("_T")
 
 _PG_NOW = "(clock_timestamp() AT TIME ZONE 'UTC')"
 _PG_RENEW = """
@@ -69,6 +78,32 @@ _PG_RENEW_AT = (b"periodic_renew_at", _PG_RENEW.format(now="$13::timestamp").enc
 """(prepared statement name, SQL): run through libpq's own prepare and exec with text
 parameters, a quarter of the CPU of a psycopg cursor when taken cold every few seconds."""
 
+_PG_WATCH = """
+WITH seen AS (
+    SELECT holder, token, expires_at, acquired_at, {now} AS observed_at
+    FROM periodic_lease WHERE name = $1::text
+), held AS (
+    SELECT * FROM seen WHERE holder <> '' AND holder <> $2::text AND expires_at > observed_at
+), reported AS (
+    INSERT INTO periodic_beats (beat_id, hostname, pid, role, last_tick, lag)
+    SELECT $3::text, $4::text, $5::int, 'standby',
+           NULLIF($6::text, '')::timestamp, NULLIF($7::text, '')::float8
+    FROM held WHERE $8::boolean
+    ON CONFLICT (beat_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid,
+        role = excluded.role, last_tick = excluded.last_tick, lag = excluded.lag
+)
+SELECT holder, token, to_char(expires_at, {iso}), to_char(acquired_at, {iso}),
+       to_char(observed_at, {iso})
+FROM held
+"""
+_PG_WATCH_ON_SERVER_CLOCK = (
+    b"periodic_watch",
+    _PG_WATCH.format(now=_PG_NOW, iso="'YYYY-MM-DD\"T\"HH24:MI:SS.US'").encode(),
+)
+"""A standby's round: the lease and the clock, and its status only if another beat holds the
+lease live (no row: free, expired or ours, and nothing written). Timestamps come back as text
+`datetime.fromisoformat` reads, whatever the session's DateStyle."""
+
 _SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now', ?) || '000'"
 """The store's clock plus a modifier (``'+10.000 seconds'``), laid out as UTCDateTime stores it
 (SQLite's clock has milliseconds)."""
@@ -85,6 +120,10 @@ _SQLITE_REPORT = (
 _SQLITE_FORGET = "DELETE FROM periodic_beats WHERE beat_id <> ? AND last_tick < {cutoff}"
 _SQLITE_FORGET_ON_STORE_CLOCK = _SQLITE_FORGET.format(cutoff=_SQLITE_NOW)
 _SQLITE_FORGET_BEFORE = _SQLITE_FORGET.format(cutoff="?")
+_SQLITE_WATCH = (
+    "SELECT holder, token, expires_at, acquired_at, strftime('%Y-%m-%d %H:%M:%f', 'now') "
+    "FROM periodic_lease WHERE name = ?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +165,16 @@ class RenewalConnection:
         with self._lock:
             if self._db.is_postgresql:
                 return self._renew_postgresql(renewal)
-            return self._renew_sqlite(renewal)
+            return self._in_sqlite_transaction(lambda conn: _sqlite_renew(conn, renewal))
+
+    def watch(self, holder: str, status: BeatStatus | None) -> LeaseRecord | None:
+        """A standby's round: the lease if another beat holds it live (observed on the store's
+        clock), with `status` recorded as "standby" in the same transaction; None, and nothing
+        written, when it is free, expired or `holder`'s own. Raises StoreError on any fault."""
+        with self._lock:
+            if self._db.is_postgresql:
+                return self._watch_postgresql(holder, status)
+            return self._in_sqlite_transaction(lambda conn: _sqlite_watch(conn, holder, status))
 
     def close(self) -> None:
         with self._lock:
@@ -162,12 +210,7 @@ class RenewalConnection:
             LEASE_NAME.encode(),
             renewal.holder.encode(),
             _pg_number(renewal.token),
-            status.beat_id.encode() if status else b"",
-            status.hostname.encode() if status else b"",
-            _pg_number(status.pid if status else 0),
-            _naive_utc(status.last_tick).isoformat(sep=" ").encode() if status else b"",
-            b"" if status is None or status.lag is None else _pg_number(status.lag),  # '' is NULL
-            b"t" if status is not None else b"f",
+            *_pg_status(status),
             b"t" if forget is not None else b"f",
             _pg_number(forget.total_seconds() if forget is not None else 0.0),
         ]
@@ -175,16 +218,39 @@ class RenewalConnection:
         if renewal.now is not None:
             statement = _PG_RENEW_AT
             params.append(_naive_utc(renewal.now).isoformat(sep=" ").encode())
+        result = self._run_postgresql(statement, params)
+        value = result.get_value(0, 0) if result.ntuples else None
+        return value is not None and int(value) == 1
+
+    def _watch_postgresql(self, holder: str, status: BeatStatus | None) -> LeaseRecord | None:
+        params = [LEASE_NAME.encode(), holder.encode(), *_pg_status(status)]
+        result = self._run_postgresql(_PG_WATCH_ON_SERVER_CLOCK, params)
+        if not result.ntuples:
+            return None
+        values = [result.get_value(0, column) or b"" for column in range(5)]
+        return LeaseRecord(
+            holder=values[0].decode(),
+            token=int(values[1]),
+            expires_at=_aware_utc(values[2].decode()),
+            acquired_at=_aware_utc(values[3].decode()),
+            observed_at=_aware_utc(values[4].decode()),
+        )
+
+    def _run_postgresql(
+        self, statement: tuple[bytes, bytes], params: list[bytes]
+    ) -> psycopg.pq.abc.PGresult:
+        """Run an idempotent round statement, once more on a new connection if the held one
+        was found dropped."""
         reused = self._pg is not None
         try:
             try:
-                renewed = self._exec_prepared(statement, params)
+                return self._exec_prepared(statement, params)
             except psycopg.OperationalError:
                 if not reused or not self._drop_broken():
                     raise
                 # What a pre-ping would have found (a restarted server, a proxy's idle cut):
                 # the statement is idempotent, so one retry on a new connection is safe.
-                renewed = self._exec_prepared(statement, params)
+                return self._exec_prepared(statement, params)
         except psycopg.Error as error:
             # Whatever failed (the server, a prepared statement a proxy dropped), the next round
             # starts afresh: a connection and its statements.
@@ -192,10 +258,11 @@ class RenewalConnection:
                 self._pg.close()
                 self._pg = None
             raise self._fault(error) from error
-        return renewed == 1
 
-    def _exec_prepared(self, statement: tuple[bytes, bytes], params: list[bytes]) -> int:
-        """Run a renewal statement; its one value. A failed one raises OperationalError."""
+    def _exec_prepared(
+        self, statement: tuple[bytes, bytes], params: list[bytes]
+    ) -> psycopg.pq.abc.PGresult:
+        """Run a round statement; its rows. A failed one raises OperationalError."""
         pgconn = self._postgresql().pgconn
         name, sql = statement
         if name not in self._prepared:
@@ -203,8 +270,7 @@ class RenewalConnection:
             self._prepared.add(name)
         result = pgconn.exec_prepared(name, params)
         _expect(pgconn, result, psycopg.pq.ExecStatus.TUPLES_OK)
-        value = result.get_value(0, 0) if result.ntuples else None
-        return int(value) if value is not None else 0
+        return result
 
     def _drop_broken(self) -> bool:
         """Forget a connection that can no longer be used; whether there was one."""
@@ -232,12 +298,12 @@ class RenewalConnection:
             self._sqlite = conn
         return self._sqlite
 
-    def _renew_sqlite(self, renewal: Renewal) -> bool:
+    def _in_sqlite_transaction(self, statements: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
             conn = self._sqlite_connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                renewed = self._sqlite_statements(conn, renewal)
+                result = statements(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -245,32 +311,70 @@ class RenewalConnection:
                 raise
         except sqlite3.Error as error:
             raise self._fault(error) from error
-        return renewed
+        return result
 
-    @staticmethod
-    def _sqlite_statements(conn: sqlite3.Connection, renewal: Renewal) -> bool:
-        key = (LEASE_NAME, renewal.holder, renewal.token)
+
+def _sqlite_renew(conn: sqlite3.Connection, renewal: Renewal) -> bool:
+    key = (LEASE_NAME, renewal.holder, renewal.token)
+    if renewal.now is None:
+        expires = _sqlite_modifier(renewal.ttl)
+        renewed = conn.execute(_SQLITE_RENEW_ON_STORE_CLOCK, (expires, *key)).rowcount
+    else:
+        until = sqlite_text(renewal.now + renewal.ttl)
+        renewed = conn.execute(_SQLITE_RENEW_AT, (until, *key)).rowcount
+    status = renewal.status
+    if status is not None:
+        role = "leader" if renewed == 1 else "standby"
+        _sqlite_report(conn, status, role)
+    if renewed == 1 and renewal.forget_after is not None:
+        beat_id = status.beat_id if status is not None else ""
         if renewal.now is None:
-            expires = _sqlite_modifier(renewal.ttl)
-            renewed = conn.execute(_SQLITE_RENEW_ON_STORE_CLOCK, (expires, *key)).rowcount
+            before = _sqlite_modifier(-renewal.forget_after)
+            conn.execute(_SQLITE_FORGET_ON_STORE_CLOCK, (beat_id, before))
         else:
-            until = sqlite_text(renewal.now + renewal.ttl)
-            renewed = conn.execute(_SQLITE_RENEW_AT, (until, *key)).rowcount
-        status = renewal.status
-        if status is not None:
-            role = "leader" if renewed == 1 else "standby"
-            values = (status.beat_id, status.hostname, status.pid, role)
-            tick = sqlite_text(status.last_tick)
-            conn.execute(_SQLITE_REPORT, (*values, tick, status.lag))
-        if renewed == 1 and renewal.forget_after is not None:
-            beat_id = status.beat_id if status is not None else ""
-            if renewal.now is None:
-                before = _sqlite_modifier(-renewal.forget_after)
-                conn.execute(_SQLITE_FORGET_ON_STORE_CLOCK, (beat_id, before))
-            else:
-                cutoff = sqlite_text(renewal.now - renewal.forget_after)
-                conn.execute(_SQLITE_FORGET_BEFORE, (beat_id, cutoff))
-        return renewed == 1
+            cutoff = sqlite_text(renewal.now - renewal.forget_after)
+            conn.execute(_SQLITE_FORGET_BEFORE, (beat_id, cutoff))
+    return renewed == 1
+
+
+def _sqlite_watch(
+    conn: sqlite3.Connection, holder: str, status: BeatStatus | None
+) -> LeaseRecord | None:
+    row = conn.execute(_SQLITE_WATCH, (LEASE_NAME,)).fetchone()
+    if row is None or row[0] in ("", holder):
+        return None
+    observed_at = _aware_utc(row[4])
+    expires_at = _aware_utc(row[2])
+    if expires_at <= observed_at:
+        return None
+    if status is not None:
+        _sqlite_report(conn, status, "standby")
+    return LeaseRecord(
+        holder=row[0],
+        token=int(row[1]),
+        expires_at=expires_at,
+        acquired_at=_aware_utc(row[3]),
+        observed_at=observed_at,
+    )
+
+
+def _sqlite_report(conn: sqlite3.Connection, status: BeatStatus, role: str) -> None:
+    values = (status.beat_id, status.hostname, status.pid, role)
+    conn.execute(_SQLITE_REPORT, (*values, sqlite_text(status.last_tick), status.lag))
+
+
+def _pg_status(status: BeatStatus | None) -> list[bytes]:
+    """The status parameters of a round statement, and whether to record it ('' is NULL)."""
+    if status is None:
+        return [b"", b"", b"0", b"", b"", b"f"]
+    return [
+        status.beat_id.encode(),
+        status.hostname.encode(),
+        _pg_number(status.pid),
+        _naive_utc(status.last_tick).isoformat(sep=" ").encode(),
+        b"" if status.lag is None else _pg_number(status.lag),
+        b"t",
+    ]
 
 
 def _pg_number(value: float) -> bytes:
@@ -286,3 +390,8 @@ def _expect(pgconn: psycopg.pq.abc.PGconn, result: psycopg.pq.abc.PGresult, stat
 
 def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware_utc(text: str) -> datetime:
+    """A naive UTC timestamp as the store gives it back as text, as the aware UTC callers get."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)

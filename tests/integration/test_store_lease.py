@@ -208,3 +208,104 @@ def test_a_dropped_lease_connection_is_reopened_by_the_next_renewal(
     assert killed == 1
     # The round that finds it dead connects again and renews, as a pre-ping would have.
     assert store.renew_lease("beat-a", lease.token, TTL)
+
+
+def test_a_standby_look_reads_a_live_lease_and_records_the_standby_in_one_go(
+    store: Store,
+) -> None:
+    held = store.acquire_lease("beat-a", TTL)
+    assert held is not None
+    mine = BeatStatus("beat-b", "host-b", 200, "standby", NOW, None)
+    before = stored_lease(store).observed_at
+    assert before is not None
+
+    seen = store.watch_lease("beat-b", status=mine)
+
+    assert seen == held
+    assert seen is not None
+    assert seen.observed_at is not None
+    assert before <= seen.observed_at < seen.expires_at  # the store's clock, read with the row
+    assert 0 < seen.seconds_left(NOW) <= TTL.total_seconds()  # NOW (host clock) is ignored
+    assert store.beats() == [mine]
+    # Without a status it only reads.
+    assert store.watch_lease("beat-c") == held
+    assert store.beats() == [mine]
+
+
+def test_a_standby_look_records_the_role_standby_whatever_it_is_given(store: Store) -> None:
+    assert store.acquire_lease("beat-a", TTL) is not None
+    confused = BeatStatus("beat-b", "host-b", 200, "leader", NOW, 0.5)
+
+    assert store.watch_lease("beat-b", status=confused) is not None
+
+    assert store.beats() == [BeatStatus("beat-b", "host-b", 200, "standby", NOW, 0.5)]
+
+
+@pytest.mark.parametrize("state", ["free", "expired", "released", "ours"])
+def test_a_standby_look_takes_and_writes_nothing_when_the_lease_is_takeable(
+    store: Store, state: str
+) -> None:
+    if state == "expired":
+        lease = store.acquire_lease("beat-a", TTL, NOW)  # NOW is long past on the store clock
+        assert lease is not None
+    elif state == "released":
+        lease = store.acquire_lease("beat-a", TTL)
+        assert lease is not None
+        store.release_lease("beat-a", lease.token)
+    elif state == "ours":
+        assert store.acquire_lease("beat-b", TTL) is not None
+    before = store.current_lease()
+    terms = store.lease_terms(NOW - timedelta(days=365), NOW + timedelta(days=365))
+    status = BeatStatus("beat-b", "host-b", 200, "standby", NOW, None)
+
+    assert store.watch_lease("beat-b", status=status) is None
+
+    after = store.current_lease()
+    assert after == before
+    if before is not None and after is not None:
+        assert after.expires_at == before.expires_at
+    assert store.lease_terms(NOW - timedelta(days=365), NOW + timedelta(days=365)) == terms
+    assert store.beats() == []
+
+
+def test_a_dropped_lease_connection_is_reopened_by_the_next_standby_look(
+    store: Store, store_url: str
+) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("a SQLite file has no server to drop the connection")
+    held = store.acquire_lease("beat-a", TTL)
+    status = BeatStatus("beat-b", "host-b", 200, "standby", NOW, None)
+    assert store.watch_lease("beat-b", status=status) == held
+    engine = create_engine(store_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND datname = current_database()"
+                ),
+                {"name": LEASE_CONNECTION_NAME},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert killed == 1
+    later = BeatStatus("beat-b", "host-b", 200, "standby", NOW + TTL, None)
+    assert store.watch_lease("beat-b", status=later) == held
+    assert store.beats() == [later]
+
+
+def test_an_in_memory_store_looks_at_the_lease_through_its_pool() -> None:
+    """Only the pool's connection sees an in-memory database: same answers, one transaction."""
+    with Store.open("sqlite://") as store:
+        status = BeatStatus("beat-b", "host-b", 200, "standby", NOW, None)
+        assert store.watch_lease("beat-b", status=status) is None
+        assert store.beats() == []
+        held = store.acquire_lease("beat-a", TTL)
+
+        seen = store.watch_lease("beat-b", status=status)
+
+        assert seen == held
+        assert seen is not None
+        assert seen.observed_at is not None
+        assert store.beats() == [status]
+        assert store.watch_lease("beat-a", status=status) is None

@@ -1,7 +1,7 @@
 """The lease timer: a lone beat leads at once, a standby takes over when the lease ends, a
 failing store makes the leader stand by once its lease may have expired, never crash; the
 beat's status is reported from the lease thread after every round, a leader's in the same store
-call as its renewal."""
+call as its renewal, a standby's in the same store call as its look at the lease."""
 
 from __future__ import annotations
 
@@ -28,15 +28,18 @@ class FakeLeaseStore:
         """(store call, thread name, status) for every status written."""
         self.status_failing = False
         self.forgotten: list[timedelta] = []
+        self.calls: list[str] = []
+        """Every store call, in order."""
 
-    def _check(self) -> None:
+    def _check(self, call: str) -> None:
+        self.calls.append(call)
         if self.failing:
             raise StoreError("database is locked")
 
     def acquire_lease(
         self, holder: str, ttl: timedelta, now: datetime | None = None
     ) -> LeaseRecord | None:
-        self._check()
+        self._check("acquire_lease")
         now = now or datetime.now(UTC)  # the store's clock
         lease = self.lease
         if lease is not None and lease.holder != holder and lease.expires_at > now:
@@ -54,7 +57,7 @@ class FakeLeaseStore:
         status: BeatStatus | None = None,
         forget_after: timedelta | None = None,
     ) -> bool:
-        self._check()
+        self._check("renew_lease")
         now = datetime.now(UTC)
         lease = self.lease
         renewed = lease is not None and lease.holder == holder and lease.token == token
@@ -68,13 +71,13 @@ class FakeLeaseStore:
         return renewed
 
     def record_beat(self, status: BeatStatus) -> None:
-        self._check()
+        self._check("record_beat")
         if self.status_failing:
             raise StoreError("database is locked")
         self._record("record_beat", status)
 
     def prune_beats(self, older_than: timedelta) -> int:
-        self._check()
+        self._check("prune_beats")
         self.forgotten.append(older_than)
         return 0
 
@@ -82,15 +85,27 @@ class FakeLeaseStore:
         self.statuses.append((call, threading.current_thread().name, status))
 
     def release_lease(self, holder: str, token: int) -> None:
-        self._check()
+        self._check("release_lease")
         if self.lease is not None and self.lease.holder == holder:
             self.lease = LeaseRecord(
                 "", self.lease.token, self.lease.acquired_at, self.lease.acquired_at
             )
 
     def current_lease(self) -> LeaseRecord | None:
-        self._check()
+        self._check("current_lease")
         return self.lease
+
+    def watch_lease(self, holder: str, *, status: BeatStatus | None = None) -> LeaseRecord | None:
+        self._check("watch_lease")
+        now = datetime.now(UTC)  # the store's clock
+        lease = self.lease
+        if lease is None or lease.holder in ("", holder) or lease.expires_at <= now:
+            return None
+        if status is not None:
+            if self.status_failing:
+                raise StoreError("database is locked")
+            self._record("watch_lease", replace(status, role="standby"))
+        return replace(lease, observed_at=now)
 
 
 def test_a_lone_beat_leads_after_one_round() -> None:
@@ -273,3 +288,101 @@ def test_handing_over_survives_a_store_that_cannot_release() -> None:
     store.failing = True
     leader.hand_over("ticks failing", stand_by=60.0)  # logged; the lease lapses on its own
     assert leader.token is None
+
+
+def test_a_standby_round_is_one_store_call_while_another_beat_leads() -> None:
+    store = FakeLeaseStore()
+    leader, standby = Leadership(store, "a", TTL), Leadership(store, "b", TTL, status_of)
+    leader.run_round()
+    assert store.lease is not None
+    store.lease = replace(store.lease, expires_at=datetime.now(UTC) + timedelta(seconds=0.5))
+    store.calls.clear()
+
+    wait = standby.run_round()
+
+    assert store.calls == ["watch_lease"]
+    assert [(call, status.role) for call, _, status in store.statuses] == [
+        ("watch_lease", "standby")
+    ]
+    assert standby.token is None
+    assert 0.4 < wait <= 0.51  # wakes when the lease ends, not a full interval later
+
+
+def test_a_standby_without_a_status_only_looks() -> None:
+    store = FakeLeaseStore()
+    leader, standby = Leadership(store, "a", TTL), Leadership(store, "b", TTL)
+    leader.run_round()
+    store.calls.clear()
+
+    assert standby.run_round() == TTL.total_seconds() / 3
+    assert store.calls == ["watch_lease"]
+    assert store.statuses == []
+
+
+def test_a_standby_takes_over_a_lapsed_lease_and_reports_as_leader() -> None:
+    store = FakeLeaseStore()
+    leader, standby = Leadership(store, "a", TTL), Leadership(store, "b", TTL, status_of)
+    leader.run_round()
+    assert store.lease is not None
+    store.lease = replace(store.lease, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    store.calls.clear()
+
+    assert standby.run_round() == TTL.total_seconds() / 3
+
+    assert standby.token == 2
+    assert store.calls == ["watch_lease", "acquire_lease", "record_beat"]
+    assert [(call, status.role) for call, _, status in store.statuses] == [
+        ("record_beat", "leader")
+    ]
+
+
+def test_a_lease_taken_between_the_look_and_the_attempt_is_waited_out() -> None:
+    class RacingStore(FakeLeaseStore):
+        """Another beat takes the free lease right after this beat's look."""
+
+        def watch_lease(
+            self, holder: str, *, status: BeatStatus | None = None
+        ) -> LeaseRecord | None:
+            seen = super().watch_lease(holder, status=status)
+            now = datetime.now(UTC)
+            self.lease = LeaseRecord("c", 7, now + timedelta(seconds=0.5), now)
+            return seen
+
+    store = RacingStore()
+    standby = Leadership(store, "b", TTL, status_of)
+
+    wait = standby.run_round()
+
+    assert standby.token is None
+    assert store.calls == ["watch_lease", "acquire_lease", "current_lease", "record_beat"]
+    assert store.statuses[-1][2].role == "standby"
+    assert 0.4 < wait <= 0.51
+
+
+def test_a_beat_standing_by_after_handing_over_reports_without_looking() -> None:
+    store = FakeLeaseStore()
+    leader = Leadership(store, "a", TTL, status_of)
+    leader.run_round()
+    leader.hand_over("ticks failing", stand_by=60.0)
+    store.calls.clear()
+    store.statuses.clear()
+
+    assert leader.run_round() == TTL.total_seconds() / 3
+
+    assert store.calls == ["record_beat"]
+    assert [status.role for _, _, status in store.statuses] == ["standby"]
+    assert leader.token is None
+
+
+def test_a_failing_look_is_a_store_outage_that_the_standby_rides_out() -> None:
+    store = FakeLeaseStore()
+    leader, standby = Leadership(store, "a", TTL), Leadership(store, "b", TTL, status_of)
+    leader.run_round()
+    store.failing = True
+
+    assert 0 < standby.run_round() <= TTL.total_seconds() / 3
+    assert standby.store_failing
+    store.failing = False
+    standby.run_round()
+    assert not standby.store_failing
+    assert store.statuses[-1][0] == "watch_lease"
