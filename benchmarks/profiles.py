@@ -6,6 +6,9 @@ in `Wakeup.wait`, and the lease thread, read from their own CPU clocks) and by s
 fallback change-sequence reads (inside the sleep), the lease rounds (renewal and status, one
 transaction) and garbage collections.
 
+``python -m benchmarks.profiles standby {sqlite,postgresql} [N]``: the same for a standby beat
+(another holder has the lease): its lease round is a look at the lease plus its status.
+
 ``python -m benchmarks.profiles burst {sqlite,postgresql} [N]``: N entries (default 10,000) due
 at once, dispatched by ticking the scheduler; the wall time split into the take-over load, claim
 (with the marks of earlier chunks), sending (encoding and writing the messages), waiting for
@@ -26,6 +29,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ from kombu import Connection
 from benchmarks.contenders import CONTENDERS, Env, new_tag
 from benchmarks.workloads import fresh_queue
 from scheduling.beat.scheduler import DatabaseScheduler
+from scheduling.store import Store
 
 BROKER = os.environ.get("PERIODIC_BENCH_BROKER_URL") or "amqp://guest:guest@127.0.0.1:5672//"
 KEYS = {"sqlite": "periodic", "postgresql": "periodic-pg"}
@@ -63,7 +68,11 @@ class Timings:
         setattr(owner, name, timed)
 
 
-def build(store: str, n: int, due: bool) -> tuple[DatabaseScheduler, Any, str, str]:
+def build(
+    store: str, n: int, due: bool, standby: bool = False
+) -> tuple[DatabaseScheduler, Any, str, str]:
+    """A scheduler over N fresh entries; `standby`: another holder has taken the lease for an
+    hour first, so this beat stands by for the whole measurement."""
     contender = CONTENDERS[KEYS[store]]
     tag = new_tag()
     queue = fresh_queue(BROKER, "profile", declare=False)
@@ -71,6 +80,12 @@ def build(store: str, n: int, due: bool) -> tuple[DatabaseScheduler, Any, str, s
     contender.populate(env, n, due, tag)
     app = contender.app(env, n, due, tag)
     scheduler = DatabaseScheduler(app=app, lazy=True)
+    if standby:
+        leader = Store.open(scheduler.settings.app.database_url.get_secret_value())
+        try:
+            leader.acquire_lease("another-beat", timedelta(hours=1))
+        finally:
+            leader.close()
     scheduler.setup_schedule()
     return scheduler, contender, tag, queue
 
@@ -82,12 +97,14 @@ def thread_cpu(thread: threading.Thread | None) -> float:
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
 
-def idle(store: str, n: int, window: float = 20.0) -> None:
-    scheduler, contender, tag, _ = build(store, n, due=False)
+def idle(store: str, n: int, window: float = 20.0, standby: bool = False) -> None:
+    scheduler, contender, tag, _ = build(store, n, due=False, standby=standby)
     scheduler.tick()
     timings = Timings(time.thread_time)
     assert scheduler.leadership is not None
-    timings.wrap(scheduler.leadership, "run_round", "lease thread: renewal and status round")
+    assert scheduler.leadership.leading is not standby
+    round_label = "standby's look and status" if standby else "renewal and status"
+    timings.wrap(scheduler.leadership, "run_round", f"lease thread: {round_label} round")
     timings.wrap(scheduler, "_tick", "beat loop: tick (work)")
     timings.wrap(scheduler.wakeup, "current_seq", "beat loop: change-sequence read (fallback)")
     collections = Timings(time.thread_time)
@@ -122,7 +139,8 @@ def idle(store: str, n: int, window: float = 20.0) -> None:
     thread.join(30)
     contender.cleanup(tag)
     whole = cpu / window * 1000
-    print(f"idle beat, {store}, {n:,} entries, {window:g} s: whole process {whole:.3f} ms/s")
+    role = "standby" if standby else "leader"
+    print(f"idle {role}, {store}, {n:,} entries, {window:g} s: whole process {whole:.3f} ms/s")
     for label, seconds in (("beat loop thread, all of it", loop_cpu), ("lease thread", lease_cpu)):
         print(f"  {label:48} {seconds / window * 1000:7.3f} ms/s")
     spent = timings.spent + collections.spent
@@ -183,8 +201,8 @@ def burst(store: str, n: int) -> None:
 
 def main() -> None:
     kind, store = sys.argv[1], sys.argv[2]
-    if kind == "idle":
-        idle(store, int(sys.argv[3]) if len(sys.argv) > 3 else 10_000)
+    if kind in ("idle", "standby"):
+        idle(store, int(sys.argv[3]) if len(sys.argv) > 3 else 10_000, standby=kind == "standby")
     else:
         burst(store, int(sys.argv[3]) if len(sys.argv) > 3 else 10_000)
 
