@@ -185,6 +185,25 @@ def test_a_renewing_leader_forgets_silent_beats_but_not_itself(store: Store) -> 
     assert store.beats() == [stuck]
 
 
+def terminate_lease_connection(store_url: str) -> int:
+    """End the lease thread's PostgreSQL connection from the server side, as a restart or a
+    proxy's idle cut would; how many were ended."""
+    engine = create_engine(store_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = :name AND datname = current_database()"
+                    ),
+                    {"name": LEASE_CONNECTION_NAME},
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
 def test_a_dropped_lease_connection_is_reopened_by_the_next_renewal(
     store: Store, store_url: str
 ) -> None:
@@ -193,19 +212,7 @@ def test_a_dropped_lease_connection_is_reopened_by_the_next_renewal(
     lease = store.acquire_lease("beat-a", TTL)
     assert lease is not None
     assert store.renew_lease("beat-a", lease.token, TTL)
-    engine = create_engine(store_url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            killed = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = :name AND datname = current_database()"
-                ),
-                {"name": LEASE_CONNECTION_NAME},
-            ).scalar_one()
-    finally:
-        engine.dispose()
-    assert killed == 1
+    assert terminate_lease_connection(store_url) == 1
     # The round that finds it dead connects again and renews, as a pre-ping would have.
     assert store.renew_lease("beat-a", lease.token, TTL)
 
@@ -276,19 +283,7 @@ def test_a_dropped_lease_connection_is_reopened_by_the_next_standby_look(
     held = store.acquire_lease("beat-a", TTL)
     status = BeatStatus("beat-b", "host-b", 200, "standby", NOW, None)
     assert store.watch_lease("beat-b", status=status) == held
-    engine = create_engine(store_url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            killed = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = :name AND datname = current_database()"
-                ),
-                {"name": LEASE_CONNECTION_NAME},
-            ).scalar_one()
-    finally:
-        engine.dispose()
-    assert killed == 1
+    assert terminate_lease_connection(store_url) == 1
     later = BeatStatus("beat-b", "host-b", 200, "standby", NOW + TTL, None)
     assert store.watch_lease("beat-b", status=later) == held
     assert store.beats() == [later]
