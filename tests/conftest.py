@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from pluggy import Result
 
 from project.devtools.localbroker import LocalRabbitNode, rabbitmq_server_available
 from scheduling.store import Store
@@ -16,6 +17,7 @@ from tests.support.databases import (
     drop_test_database,
     reset_schema,
 )
+from tests.support.processes import log_tails, started_count
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +82,26 @@ def store(store_url: str) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
+
+
+_FIRST_PROCESS = pytest.StashKey[int]()
+"""How many child processes had been started when the test began (`tests.support.processes`)."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    item.stash[_FIRST_PROCESS] = started_count()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Result[pytest.TestReport], None]:
+    """A failed test's report carries the end of the log of every beat, worker or server it
+    started: CI keeps no temporary files, and a timing fault is read from those logs."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and _FIRST_PROCESS in item.stash:
+        for name, tail in log_tails(item.stash[_FIRST_PROCESS]):
+            report.sections.append((name, tail))

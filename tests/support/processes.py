@@ -28,6 +28,26 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+LOG_TAIL_LINES = 80
+"""How much of each child's log a failed test's report shows (`log_tails`)."""
+
+_started: list[ManagedProcess] = []
+"""Every process started in this pytest process, in order (their logs outlive them)."""
+
+
+def started_count() -> int:
+    return len(_started)
+
+
+def log_tails(since: int) -> list[tuple[str, str]]:
+    """(name, the last `LOG_TAIL_LINES` of its log) for each process started after the first
+    `since`: what a failed test's report shows, since CI keeps no temporary files."""
+    tails = []
+    for process in _started[since:]:
+        with contextlib.suppress(OSError):
+            lines = process.output().splitlines()[-LOG_TAIL_LINES:]
+            tails.append((f"{process.name} (pid {process.pid}) log, last lines", "\n".join(lines)))
+    return tails
 
 
 class ManagedProcess:
@@ -45,6 +65,7 @@ class ManagedProcess:
             cwd=log_dir,
             start_new_session=True,
         )
+        _started.append(self)
 
     @property
     def pid(self) -> int:
