@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from scheduling.store.database import Database, dialect_insert
+from scheduling.store.lease_rounds import Renewal
 from scheduling.store.records import BeatStatus, LeaseRecord, Role
-from scheduling.store.renewal import Renewal, RenewalConnection
+from scheduling.store.renewal import RenewalConnection
 from scheduling.store.schema import LEASE_NAME, UTCDateTime, beats, lease
 from scheduling.store.terms import close_terms, open_term
 

@@ -5,7 +5,8 @@ with it; a standby looks at the lease as often and reports its own. Through the 
 or three transactions per round, each a checkout (with a pre-ping round trip on PostgreSQL, a
 reset on return) plus a read of the database clock, about a millisecond of CPU taken cold every
 few seconds: most of an idle beat's cost. Here a round is one transaction on one held connection,
-driven through the DB-API driver without SQLAlchemy:
+driven through the DB-API driver without SQLAlchemy (the statements are in
+`scheduling.store.lease_rounds`):
 
 * PostgreSQL: one autocommit statement (data-modifying CTEs) prepared once per connection and
   run through libpq's own exec with text parameters: one round trip per round, no pre-ping: a
@@ -33,115 +34,33 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
 
 from scheduling.errors import StoreError
 from scheduling.store.database import SQLITE_BUSY_TIMEOUT_MS, Database
+from scheduling.store.lease_rounds import (
+    PG_RENEW_AT,
+    PG_RENEW_ON_SERVER_CLOCK,
+    PG_WATCH_ON_SERVER_CLOCK,
+    Renewal,
+    naive_utc,
+    pg_number,
+    pg_status,
+    pg_watched,
+    sqlite_renew,
+    sqlite_watch,
+)
 from scheduling.store.records import BeatStatus, LeaseRecord
-from scheduling.store.schema import LEASE_NAME, sqlite_text
+from scheduling.store.schema import LEASE_NAME
 
-__all__ = ["LEASE_CONNECTION_NAME", "Renewal", "RenewalConnection"]
+__all__ = ["LEASE_CONNECTION_NAME", "RenewalConnection"]
 
 LEASE_CONNECTION_NAME = "periodic-beat-lease"
 """The application_name of the lease thread's PostgreSQL connection (see pg_stat_activity)."""
 _CONNECT_TIMEOUT_S = 3
 _T = TypeVar("_T")
-
-_PG_NOW = "(clock_timestamp() AT TIME ZONE 'UTC')"
-_PG_RENEW = """
-WITH renewed AS (
-    UPDATE periodic_lease SET expires_at = {now} + make_interval(secs => $1::float8)
-    WHERE name = $2::text AND holder = $3::text AND token = $4::bigint
-    RETURNING token
-), reported AS (
-    INSERT INTO periodic_beats (beat_id, hostname, pid, role, last_tick, lag)
-    SELECT $5::text, $6::text, $7::int,
-           CASE WHEN EXISTS (SELECT FROM renewed) THEN 'leader' ELSE 'standby' END,
-           NULLIF($8::text, '')::timestamp, NULLIF($9::text, '')::float8
-    WHERE $10::boolean
-    ON CONFLICT (beat_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid,
-        role = excluded.role, last_tick = excluded.last_tick, lag = excluded.lag
-), forgotten AS (
-    DELETE FROM periodic_beats
-    WHERE $11::boolean AND EXISTS (SELECT FROM renewed)
-      AND beat_id <> $5::text
-      AND last_tick < {now} - make_interval(secs => $12::float8)
-)
-SELECT count(*) FROM renewed
-"""
-_PG_RENEW_ON_SERVER_CLOCK = (b"periodic_renew", _PG_RENEW.format(now=_PG_NOW).encode())
-_PG_RENEW_AT = (b"periodic_renew_at", _PG_RENEW.format(now="$13::timestamp").encode())
-"""(prepared statement name, SQL): run through libpq's own prepare and exec with text
-parameters, a quarter of the CPU of a psycopg cursor when taken cold every few seconds."""
-
-_PG_WATCH = """
-WITH seen AS (
-    SELECT holder, token, expires_at, acquired_at, {now} AS observed_at
-    FROM periodic_lease WHERE name = $1::text
-), held AS (
-    SELECT * FROM seen WHERE holder <> '' AND holder <> $2::text AND expires_at > observed_at
-), reported AS (
-    INSERT INTO periodic_beats (beat_id, hostname, pid, role, last_tick, lag)
-    SELECT $3::text, $4::text, $5::int, 'standby',
-           NULLIF($6::text, '')::timestamp, NULLIF($7::text, '')::float8
-    FROM held WHERE $8::boolean
-    ON CONFLICT (beat_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid,
-        role = excluded.role, last_tick = excluded.last_tick, lag = excluded.lag
-)
-SELECT holder, token, to_char(expires_at, {iso}), to_char(acquired_at, {iso}),
-       to_char(observed_at, {iso})
-FROM held
-"""
-_PG_WATCH_ON_SERVER_CLOCK = (
-    b"periodic_watch",
-    _PG_WATCH.format(now=_PG_NOW, iso="'YYYY-MM-DD\"T\"HH24:MI:SS.US'").encode(),
-)
-"""A standby's round: the lease and the clock, and its status only if another beat holds the
-lease live (no row: free, expired or ours, and nothing written). Timestamps come back as text
-`datetime.fromisoformat` reads, whatever the session's DateStyle."""
-
-_SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now', ?) || '000'"
-"""The store's clock plus a modifier (``'+10.000 seconds'``), laid out as UTCDateTime stores it
-(SQLite's clock has milliseconds)."""
-_SQLITE_RENEW = (
-    "UPDATE periodic_lease SET expires_at = {expires} WHERE name = ? AND holder = ? AND token = ?"
-)
-_SQLITE_RENEW_ON_STORE_CLOCK = _SQLITE_RENEW.format(expires=_SQLITE_NOW)
-_SQLITE_RENEW_AT = _SQLITE_RENEW.format(expires="?")
-_SQLITE_REPORT = (
-    "INSERT INTO periodic_beats (beat_id, hostname, pid, role, last_tick, lag) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (beat_id) DO UPDATE SET hostname = excluded.hostname, "
-    "pid = excluded.pid, role = excluded.role, last_tick = excluded.last_tick, lag = excluded.lag"
-)
-_SQLITE_FORGET = "DELETE FROM periodic_beats WHERE beat_id <> ? AND last_tick < {cutoff}"
-_SQLITE_FORGET_ON_STORE_CLOCK = _SQLITE_FORGET.format(cutoff=_SQLITE_NOW)
-_SQLITE_FORGET_BEFORE = _SQLITE_FORGET.format(cutoff="?")
-_SQLITE_WATCH = (
-    "SELECT holder, token, expires_at, acquired_at, strftime('%Y-%m-%d %H:%M:%f', 'now') "
-    "FROM periodic_lease WHERE name = ?"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Renewal:
-    """One round of a leading beat: renew (holder, token) for `ttl`, report `status` (its role
-    decided by the renewal), and forget beats silent for `forget_after` if it renewed."""
-
-    holder: str
-    token: int
-    ttl: timedelta
-    status: BeatStatus | None = None
-    forget_after: timedelta | None = None
-    now: datetime | None = None
-    """Pinned store clock (tests); None: the store's own clock, read in the statement."""
-
-
-def _sqlite_modifier(value: timedelta) -> str:
-    return f"{value.total_seconds():+.6f} seconds"
 
 
 class RenewalConnection:
@@ -165,7 +84,7 @@ class RenewalConnection:
         with self._lock:
             if self._db.is_postgresql:
                 return self._renew_postgresql(renewal)
-            return self._in_sqlite_transaction(lambda conn: _sqlite_renew(conn, renewal))
+            return self._in_sqlite_transaction(lambda conn: sqlite_renew(conn, renewal))
 
     def watch(self, holder: str, status: BeatStatus | None) -> LeaseRecord | None:
         """A standby's round: the lease if another beat holds it live (observed on the store's
@@ -174,7 +93,7 @@ class RenewalConnection:
         with self._lock:
             if self._db.is_postgresql:
                 return self._watch_postgresql(holder, status)
-            return self._in_sqlite_transaction(lambda conn: _sqlite_watch(conn, holder, status))
+            return self._in_sqlite_transaction(lambda conn: sqlite_watch(conn, holder, status))
 
     def close(self) -> None:
         with self._lock:
@@ -206,35 +125,28 @@ class RenewalConnection:
         status = renewal.status
         forget = renewal.forget_after
         params = [
-            _pg_number(renewal.ttl.total_seconds()),
+            pg_number(renewal.ttl.total_seconds()),
             LEASE_NAME.encode(),
             renewal.holder.encode(),
-            _pg_number(renewal.token),
-            *_pg_status(status),
+            pg_number(renewal.token),
+            *pg_status(status),
             b"t" if forget is not None else b"f",
-            _pg_number(forget.total_seconds() if forget is not None else 0.0),
+            pg_number(forget.total_seconds() if forget is not None else 0.0),
         ]
-        statement = _PG_RENEW_ON_SERVER_CLOCK
+        statement = PG_RENEW_ON_SERVER_CLOCK
         if renewal.now is not None:
-            statement = _PG_RENEW_AT
-            params.append(_naive_utc(renewal.now).isoformat(sep=" ").encode())
+            statement = PG_RENEW_AT
+            params.append(naive_utc(renewal.now).isoformat(sep=" ").encode())
         result = self._run_postgresql(statement, params)
         value = result.get_value(0, 0) if result.ntuples else None
         return value is not None and int(value) == 1
 
     def _watch_postgresql(self, holder: str, status: BeatStatus | None) -> LeaseRecord | None:
-        params = [LEASE_NAME.encode(), holder.encode(), *_pg_status(status)]
-        result = self._run_postgresql(_PG_WATCH_ON_SERVER_CLOCK, params)
+        params = [LEASE_NAME.encode(), holder.encode(), *pg_status(status)]
+        result = self._run_postgresql(PG_WATCH_ON_SERVER_CLOCK, params)
         if not result.ntuples:
             return None
-        values = [result.get_value(0, column) or b"" for column in range(5)]
-        return LeaseRecord(
-            holder=values[0].decode(),
-            token=int(values[1]),
-            expires_at=_aware_utc(values[2].decode()),
-            acquired_at=_aware_utc(values[3].decode()),
-            observed_at=_aware_utc(values[4].decode()),
-        )
+        return pg_watched([result.get_value(0, column) or b"" for column in range(5)])
 
     def _run_postgresql(
         self, statement: tuple[bytes, bytes], params: list[bytes]
@@ -314,84 +226,7 @@ class RenewalConnection:
         return result
 
 
-def _sqlite_renew(conn: sqlite3.Connection, renewal: Renewal) -> bool:
-    key = (LEASE_NAME, renewal.holder, renewal.token)
-    if renewal.now is None:
-        expires = _sqlite_modifier(renewal.ttl)
-        renewed = conn.execute(_SQLITE_RENEW_ON_STORE_CLOCK, (expires, *key)).rowcount
-    else:
-        until = sqlite_text(renewal.now + renewal.ttl)
-        renewed = conn.execute(_SQLITE_RENEW_AT, (until, *key)).rowcount
-    status = renewal.status
-    if status is not None:
-        role = "leader" if renewed == 1 else "standby"
-        _sqlite_report(conn, status, role)
-    if renewed == 1 and renewal.forget_after is not None:
-        beat_id = status.beat_id if status is not None else ""
-        if renewal.now is None:
-            before = _sqlite_modifier(-renewal.forget_after)
-            conn.execute(_SQLITE_FORGET_ON_STORE_CLOCK, (beat_id, before))
-        else:
-            cutoff = sqlite_text(renewal.now - renewal.forget_after)
-            conn.execute(_SQLITE_FORGET_BEFORE, (beat_id, cutoff))
-    return renewed == 1
-
-
-def _sqlite_watch(
-    conn: sqlite3.Connection, holder: str, status: BeatStatus | None
-) -> LeaseRecord | None:
-    row = conn.execute(_SQLITE_WATCH, (LEASE_NAME,)).fetchone()
-    if row is None or row[0] in ("", holder):
-        return None
-    observed_at = _aware_utc(row[4])
-    expires_at = _aware_utc(row[2])
-    if expires_at <= observed_at:
-        return None
-    if status is not None:
-        _sqlite_report(conn, status, "standby")
-    return LeaseRecord(
-        holder=row[0],
-        token=int(row[1]),
-        expires_at=expires_at,
-        acquired_at=_aware_utc(row[3]),
-        observed_at=observed_at,
-    )
-
-
-def _sqlite_report(conn: sqlite3.Connection, status: BeatStatus, role: str) -> None:
-    values = (status.beat_id, status.hostname, status.pid, role)
-    conn.execute(_SQLITE_REPORT, (*values, sqlite_text(status.last_tick), status.lag))
-
-
-def _pg_status(status: BeatStatus | None) -> list[bytes]:
-    """The status parameters of a round statement, and whether to record it ('' is NULL)."""
-    if status is None:
-        return [b"", b"", b"0", b"", b"", b"f"]
-    return [
-        status.beat_id.encode(),
-        status.hostname.encode(),
-        _pg_number(status.pid),
-        _naive_utc(status.last_tick).isoformat(sep=" ").encode(),
-        b"" if status.lag is None else _pg_number(status.lag),
-        b"t",
-    ]
-
-
-def _pg_number(value: float) -> bytes:
-    """A number as PostgreSQL's text input reads it (repr round-trips a float exactly)."""
-    return repr(value).encode()
-
-
 def _expect(pgconn: psycopg.pq.abc.PGconn, result: psycopg.pq.abc.PGresult, status: int) -> None:
     if result.status != status:
         message = (result.error_message or pgconn.error_message or b"").decode(errors="replace")
         raise psycopg.OperationalError(message.strip() or f"libpq result status {result.status}")
-
-
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _aware_utc(text: str) -> datetime:
-    """A naive UTC timestamp as the store gives it back as text, as the aware UTC callers get."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
