@@ -483,11 +483,13 @@ class DatabaseScheduler(Scheduler):
         a change signal is open (both periods `SWEEP_INTERVAL`) one idle tick per period
         instead of two. (Early is harmless: the check reads what it would have read, and the
         sweep still takes only claims older than `SWEEP_INTERVAL`.)"""
+        check_due, sweep_due = mono >= self._next_check, mono >= self._next_sweep
+        if check_due == sweep_due:  # neither due (most ticks: a burst's), or both already
+            return
         window = min(SWEEP_INTERVAL, self._check_period()) / 2
-        if mono >= self._next_check:
-            if self._next_sweep - mono < window:
-                self._next_sweep = mono
-        elif mono >= self._next_sweep and self._next_check - mono < window:
+        if check_due and self._next_sweep - mono < window:
+            self._next_sweep = mono
+        elif sweep_due and self._next_check - mono < window:
             self._next_check = mono
 
     def _watch_settings(self, mono: float) -> None:
