@@ -86,8 +86,9 @@ def hold_write_lock(path: Path, seconds: float) -> tuple[datetime, datetime]:
         connection.execute("BEGIN EXCLUSIVE")
         locked_at = datetime.now(UTC)
         time.sleep(seconds)  # the deliberate outage
+        released_at = datetime.now(UTC)  # nobody can write before the ROLLBACK below
         connection.execute("ROLLBACK")
-        return locked_at, datetime.now(UTC)
+        return locked_at, released_at
     finally:
         connection.close()
 
@@ -164,7 +165,9 @@ def ride_out(
             assert output.count(f"{part} unreachable") == output.count(f"{part} back")
         assert "Traceback" not in output, output[-4000:]
         # Readers pass a held SQLite write lock: "back" means writes go through again.
-        assert logged_at(output, "store back") >= up_at, output[-4000:]
+        # Beat's log stamps milliseconds, so `up_at` is cut to milliseconds too.
+        up_to_the_ms = up_at.replace(microsecond=up_at.microsecond // 1000 * 1000)
+        assert logged_at(output, "store back") >= up_to_the_ms, output[-4000:]
 
         every = ledger(store, "db-all")
         assert_ledger_complete(every, timetables["db-all"])
@@ -234,12 +237,17 @@ class ThrowawayPostgres:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def stop_for(self, seconds: float) -> tuple[datetime, datetime]:
-        """Stop the server for `seconds`; return when it went down and when it was back."""
+        """Stop the server for `seconds`; return when it went down and when it began to start.
+
+        The second time is taken before `pg_ctl start`: the server accepts connections before
+        `pg_ctl -w` has noticed that it does, so a client may be back before `pg_ctl` returns.
+        """
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         down_at = datetime.now(UTC)
         time.sleep(seconds)  # the deliberate outage
+        starting_at = datetime.now(UTC)
         self._start()
-        return down_at, datetime.now(UTC)
+        return down_at, starting_at
 
     def _start(self) -> None:
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
