@@ -143,9 +143,7 @@ class DatabaseScheduler(Scheduler):
         self.leadership: Leadership | None = None
         self.dispatcher: Dispatcher | None = None
         self.watcher: SettingsWatcher | None = None
-        self.store_outage = Outage(
-            "store", logger, on_down=self._store_down, on_back=self._store_back
-        )
+        self.store_outage = Outage("store", logger, on_down=self._store_down)
         self._store_outage_began: datetime | None = None
         self.broker_outage = Outage(
             "broker", logger, on_down=self._broker_down, on_back=self._broker_back
@@ -318,7 +316,7 @@ class DatabaseScheduler(Scheduler):
             self.settings.beat.max_catchup,
         )
         self.leadership.start()
-        self.store_outage.succeeded()
+        self._store_back()
 
     def _sync_settings(self, settings: Settings) -> None:
         assert self.store is not None
@@ -366,16 +364,20 @@ class DatabaseScheduler(Scheduler):
             self._store_outage_began = datetime.now(UTC)
 
     def _store_back(self) -> None:
-        """Record the database outage this beat rode out, whole, now that the store answers."""
-        began, self._store_outage_began = self._store_outage_began, None
-        if began is None or self.store is None:
-            return
-        try:
+        """End the store outage once a write goes through; raises StoreError while none does.
+
+        A tick that only read proves little: SQLite readers pass a held write lock, and a beat
+        whose lease lapsed reads but claims nothing. The write is the outage's own row,
+        recorded whole (first failed tick to now) so "why did this slot not run?" names it;
+        only then is the store logged back.
+        """
+        began = self._store_outage_began
+        if began is not None and self.store is not None:
             self.store.outage_ended(
-                None, datetime.now(UTC), dependency="database", beat_id=self.beat_id, began=began
+                None, None, dependency="database", beat_id=self.beat_id, began=began
             )
-        except StoreError:
-            logger.debug("database outage not recorded: the store did not answer again")
+            self._store_outage_began = None
+        self.store_outage.succeeded()
 
     # --- the tick -----------------------------------------------------------------------
 
@@ -398,10 +400,13 @@ class DatabaseScheduler(Scheduler):
                 self._store_outage_began = datetime.now(UTC) - lasted
             self.store_outage.failed(error)
             return self._delay(mono, None)
-        if self.leadership is None or not self.leadership.store_failing:
-            # A tick that only read proves little (SQLite readers pass a held write lock):
-            # the store is back once the lease thread's writes go through as well.
-            self.store_outage.succeeded()
+        if self.store_outage.down and not (self.leadership and self.leadership.store_failing):
+            # Back once a write of the main loop goes through, and the lease thread's too.
+            try:
+                self._store_back()
+            except StoreError as error:
+                self.store_outage.failed(error)
+                return self._delay(mono, None)
         leading = self.leadership is not None and self.leadership.leading
         return self._delay(mono, self.table.next_due() if leading else None, leading)
 

@@ -11,7 +11,7 @@ too) is written whole when it ends; one still open has no `ended_at`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, delete, or_, select, update
 
@@ -47,14 +47,19 @@ class Outages:
     def outage_ended(
         self,
         outage_id: int | None,
-        at: datetime,
+        at: datetime | None,
         *,
         dependency: str = "",
         beat_id: str = "",
         began: datetime | None = None,
     ) -> None:
-        """Close outage `outage_id`; without one, record the whole stretch [began, at]."""
+        """Close outage `outage_id`; without one, record the whole stretch [began, at].
+
+        `at` None is the moment this write got through (on SQLite: took the write lock), for
+        a database outage that ends when writes go through again.
+        """
         with self._db.write() as conn:
+            at = at or datetime.now(UTC)
             if outage_id is not None:
                 conn.execute(update(outages).where(outages.c.id == outage_id).values(ended_at=at))
             elif began is not None:
