@@ -81,6 +81,10 @@ def ticking(url: str) -> Iterator[DatabaseScheduler]:
         scheduler.close()
 
 
+def logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in record.getMessage() for record in caplog.records)
+
+
 def test_the_store_is_back_when_a_write_goes_through_not_a_read(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -88,13 +92,15 @@ def test_the_store_is_back_when_a_write_goes_through_not_a_read(
     path = tmp_path / "periodic.db"
     url = f"sqlite:///{path}"
     with ticking(url) as scheduler:
-        wait_for(lambda: scheduler.leadership is not None, 10, "beat set up")
+        wait_for(lambda: logged(caplog, "entries loaded"), 10, "beat leading, its table loaded")
         lock = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:
             lock.execute("BEGIN EXCLUSIVE")
             began = datetime.now(UTC)
-            # As the tick that failed on the lock would: the outage is on, its backoff short.
+            # As a tick that failed on the lock would leave it: the outage on, its backoff
+            # short, and beat ticking again after it (an idle leader sleeps until woken).
             scheduler.store_outage.failed(StoreError("database is locked"))
+            scheduler.wakeup.nudge()
             wait_for(lambda: scheduler.store_outage.ready(), 5, "the first retry due")
             deadline = datetime.now(UTC) + timedelta(seconds=HELD)
             while datetime.now(UTC) < deadline:  # ticks that read go through meanwhile
