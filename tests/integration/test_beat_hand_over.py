@@ -11,83 +11,28 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from scheduling.beat.scheduler import HAND_OVER_AFTER, DatabaseScheduler
-from scheduling.celery.app import create_celery
-from scheduling.config.settings import (
-    AppSettings,
-    BeatSettings,
-    BrokerSettings,
-    QueueSettings,
-    ScheduleEntry,
-    Settings,
-)
+from scheduling.beat.scheduler import HAND_OVER_AFTER
 from tests.support.polling import wait_for
-from tests.support.publishers import RecordingPublisher
+from tests.support.ticking_beats import TickingBeat, one_entry_settings
 
 pytestmark = pytest.mark.integration
 
 TTL = timedelta(seconds=2)
 
 
-def settings(url: str) -> Settings:
-    return Settings(
-        app=AppSettings(database_url=SecretStr(url)),
-        broker=BrokerSettings(url=SecretStr("amqp://guest:guest@127.0.0.1:1//")),
-        queues={"default": QueueSettings(default=True)},
-        beat=BeatSettings(
-            scheduler="database", lease_ttl=TTL, sync_interval=timedelta(seconds=0.4)
-        ),
-        schedule={
-            "pulse": ScheduleEntry(
-                task="scheduling.tasks.heartbeat.heartbeat", every=timedelta(seconds=1)
-            )
-        },
-    )
-
-
-class TickingBeat:
-    """A scheduler ticked on its own thread until stopped, as `celery beat`'s loop does."""
-
-    def __init__(self, url: str, name: str) -> None:
-        self.scheduler = DatabaseScheduler(app=create_celery(settings(url)), lazy=True)
-        self.scheduler.beat_id = name  # one process, two beats: two lease holders
-        self.publisher = RecordingPublisher()
-        self.scheduler.publisher = self.publisher  # type: ignore[assignment]
-        self.scheduler.setup_schedule()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._stop.wait(min(self.scheduler.tick(), 0.1))
-
-    @property
-    def leading(self) -> bool:
-        leadership = self.scheduler.leadership
-        return leadership is not None and leadership.leading
-
-    def close(self) -> None:
-        self._stop.set()
-        self.scheduler.wakeup.nudge()
-        self._thread.join(timeout=10)
-        self.scheduler.close()
-
-
 @contextlib.contextmanager
 def two_beats(directory: Path) -> Iterator[tuple[TickingBeat, TickingBeat]]:
     url = f"sqlite:///{directory / 'periodic.db'}"
-    first = TickingBeat(url, "beat-a")
+    settings = one_entry_settings(url, timedelta(seconds=1), TTL, timedelta(seconds=0.4))
+    first = TickingBeat(settings, "beat-a")
     wait_for(lambda: first.leading, 10, "the first beat leading")
-    second = TickingBeat(url, "beat-b")
+    second = TickingBeat(settings, "beat-b")
     try:
         yield first, second
     finally:

@@ -10,75 +10,23 @@ outage row must then be written whole. (The fault suite found the old rule wrong
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from scheduling.beat.scheduler import DatabaseScheduler
-from scheduling.celery.app import create_celery
-from scheduling.config.settings import (
-    AppSettings,
-    BeatSettings,
-    BrokerSettings,
-    QueueSettings,
-    ScheduleEntry,
-    Settings,
-)
 from scheduling.errors import StoreError
 from scheduling.store import Store
 from tests.support.polling import wait_for
-from tests.support.publishers import RecordingPublisher
+from tests.support.ticking_beats import TickingBeat, one_entry_settings
 
 pytestmark = pytest.mark.integration
 
 HELD = 1.5
 """How long the test holds the write lock: well under beat's busy timeout (10 s)."""
-
-
-def settings(url: str) -> Settings:
-    return Settings(
-        app=AppSettings(database_url=SecretStr(url)),
-        broker=BrokerSettings(url=SecretStr("amqp://guest:guest@127.0.0.1:1//")),
-        queues={"default": QueueSettings(default=True)},
-        beat=BeatSettings(scheduler="database", lease_ttl=timedelta(seconds=30)),
-        # Not due during the test: the ticks only read, as a beat without the lease does.
-        schedule={
-            "hourly": ScheduleEntry(
-                task="scheduling.tasks.heartbeat.heartbeat", every=timedelta(hours=1)
-            )
-        },
-    )
-
-
-@contextlib.contextmanager
-def ticking(url: str) -> Iterator[DatabaseScheduler]:
-    """A scheduler ticked on its own thread until the block ends."""
-    scheduler = DatabaseScheduler(app=create_celery(settings(url)), lazy=True)
-    scheduler.publisher = RecordingPublisher()  # type: ignore[assignment]
-    scheduler.setup_schedule()
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            stop.wait(min(scheduler.tick(), 0.1))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield scheduler
-    finally:
-        stop.set()
-        scheduler.wakeup.nudge()
-        thread.join(timeout=15)
-        scheduler.close()
 
 
 def logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
@@ -91,7 +39,10 @@ def test_the_store_is_back_when_a_write_goes_through_not_a_read(
     caplog.set_level(logging.INFO, logger="scheduling")
     path = tmp_path / "periodic.db"
     url = f"sqlite:///{path}"
-    with ticking(url) as scheduler:
+    # Not due during the test: the ticks only read, as those of a beat without the lease do.
+    beat = TickingBeat(one_entry_settings(url, timedelta(hours=1), timedelta(seconds=30)))
+    scheduler = beat.scheduler
+    try:
         wait_for(lambda: logged(caplog, "entries loaded"), 10, "beat leading, its table loaded")
         lock = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:
@@ -111,6 +62,8 @@ def test_the_store_is_back_when_a_write_goes_through_not_a_read(
         finally:
             lock.close()
         wait_for(lambda: not scheduler.store_outage.down, 15, "the store called back")
+    finally:
+        beat.close()
 
     back = [r for r in caplog.records if r.getMessage().startswith("store back after")]
     assert len(back) == 1, [r.getMessage() for r in caplog.records]
